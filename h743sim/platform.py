@@ -140,7 +140,9 @@ def parse_platform_text(text: str, path: Path | str = "<text>") -> Platform:
                     size = int(r.group("size"), 0)
             name = m.group("name")
             if name in entries:
-                raise PlatformError(f"{where}: '{name}' is declared twice (first on line {entries[name].line})")
+                raise PlatformError(
+                    f"{where}: '{name}' is declared twice (first on line {entries[name].line})"
+                )
             current = Entry(name, m.group("cls"), bus, addr, size, tagged=tagged, line=lineno)
             current_tagged = tagged
             entries[name] = current

@@ -1,0 +1,122 @@
+"""The Host contract (peripherals/host.py) implemented on a Renode machine.
+
+| Host call | Renode mechanism (EMULATION.md §4) |
+|---|---|
+| now_ns | ``cpu.SyncTime()`` then ``machine.ElapsedVirtualTime.TimeElapsed`` |
+| schedule | ``machine.ScheduleAction(TimeInterval.FromMicroseconds(n), Action[TimeInterval](fn), name)`` |
+| set_irq | ``sysbus.nvic.OnGPIO(n, level)`` |
+| map_memory | a ``Memory.MappedMemory`` created from a platform string, filled from the model's buffer with ``WriteBytes`` (ctypes + ``Marshal.Copy``), registered/unregistered on the system bus |
+| invalidate | copy the changed range again with ``WriteBytes`` (Renode drops stale translated code) |
+| watch_reads / on_write | ``sysbus.AddWatchpointHook`` per address of the watched words |
+| bus_error | logged; Renode's bus has no way for a peripheral to fail an access (documented limit) |
+| power_off | ``emulation.PauseAll()`` from the host thread after the current quantum |
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from h743sim.renode.bridge import guarded
+
+log = logging.getLogger("h743sim.renode")
+
+
+def _interval_ns(interval: Any) -> int:
+    for attr, scale in (
+        ("TotalMicroseconds", 1_000),
+        ("TotalMilliseconds", 1_000_000),
+        ("TotalSeconds", 10**9),
+    ):
+        if hasattr(interval, attr):
+            return int(float(getattr(interval, attr)) * scale)
+    return int(interval.Ticks) * 1_000  # Renode's TimeInterval ticks are microseconds
+
+
+class _RenodeTimer:
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.fired = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    @property
+    def pending(self) -> bool:
+        return not (self.cancelled or self.fired)
+
+
+class RenodeHost:
+    """One per model; shares the machine and the board's power-off flag."""
+
+    def __init__(self, board: Any, model_name: str) -> None:
+        self.board = board
+        self.name = model_name
+        self.logger = logging.getLogger(f"h743sim.model.{model_name}")
+        self._keep: list[Any] = []  # delegates must outlive their registration
+
+    # -- time -----------------------------------------------------------------------------
+    def now_ns(self) -> int:
+        self.board.cpu.SyncTime()
+        return _interval_ns(self.board.machine.ElapsedVirtualTime.TimeElapsed)
+
+    def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> _RenodeTimer:
+        from System import Action  # type: ignore[import-not-found]
+        from Antmicro.Renode.Time import TimeInterval  # type: ignore[import-not-found]
+
+        timer = _RenodeTimer()
+
+        def fire(_when: Any) -> None:
+            if timer.cancelled:
+                return
+            timer.fired = True
+            callback()
+
+        action = Action[TimeInterval](guarded(f"{self.name} timer {name}", fire))
+        self._keep.append(action)
+        us = max(1, math.ceil(delay_ns / 1000))
+        self.board.machine.ScheduleAction(TimeInterval.FromMicroseconds(us), action, name or self.name)
+        return timer
+
+    # -- interrupts -------------------------------------------------------------------------
+    def set_irq(self, irq: int, level: bool) -> None:
+        self.board.nvic.OnGPIO(int(irq), bool(level))
+
+    # -- memory windows ---------------------------------------------------------------------
+    def map_memory(self, name, base, buffer, *, executable=True, on_write=None) -> None:  # noqa: ANN001
+        self.board.publish_window(name, base, buffer, on_write)
+
+    def unmap_memory(self, name: str) -> None:
+        self.board.withdraw_window(name)
+
+    def invalidate(self, base: int, size: int) -> None:
+        self.board.refresh_window_range(base, size)
+
+    def watch_reads(self, base, size, handler):  # noqa: ANN001
+        return self.board.add_read_watch(base, size, handler)
+
+    def bus_error(self, address: int, reason: str) -> None:
+        self.logger.error("bus error at %#010x: %s (Renode cannot fail the access itself)", address, reason)
+
+    def power_off(self, reason: str) -> None:
+        self.board.request_power_off(reason)
+
+    def log(self, level: int, message: str) -> None:
+        self.logger.log(level, message)
+
+
+def copy_into_memory(memory: Any, offset: int, data: bytearray | memoryview, start: int, length: int) -> None:
+    """Copy ``data[start:start+length]`` into a Renode MappedMemory at ``offset`` (fast path)."""
+    from System import Array, Byte  # type: ignore[import-not-found]
+    from System.Runtime.InteropServices import Marshal  # type: ignore[import-not-found]
+    from System import IntPtr  # type: ignore[import-not-found]
+
+    arr = Array.CreateInstance(Byte, length)
+    cbuf = (ctypes.c_char * length).from_buffer(data, start) if not isinstance(data, bytes) else None
+    if cbuf is None:
+        raise TypeError("window buffers must be writable bytearrays")
+    Marshal.Copy(IntPtr(ctypes.addressof(cbuf)), arr, 0, length)
+    memory.WriteBytes(offset, arr, 0, length)
