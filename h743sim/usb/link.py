@@ -35,9 +35,9 @@ class Setup:
     wLength: int
 
     def pack(self) -> bytes:
-        return bytes(
-            [self.bmRequestType & 0xFF, self.bRequest & 0xFF]
-        ) + b"".join(v.to_bytes(2, "little") for v in (self.wValue, self.wIndex, self.wLength))
+        return bytes([self.bmRequestType & 0xFF, self.bRequest & 0xFF]) + b"".join(
+            v.to_bytes(2, "little") for v in (self.wValue, self.wIndex, self.wLength)
+        )
 
     @classmethod
     def unpack(cls, raw: bytes) -> Setup:

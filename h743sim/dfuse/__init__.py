@@ -1,0 +1,1 @@
+"""ST DfuSe on the host side: .dfu files, memory-layout strings, images to download, the client."""
