@@ -88,6 +88,7 @@ class ControlTransferRunner:
         return self.otg.host_address
 
     def control_transfer(self, setup: Setup, data: bytes = b"", timeout_ms: int = 5000) -> bytes:
+        """See :meth:`UsbLink.control_transfer`; ``timeout_ms <= 0`` waits without limit (libusb's 0)."""
         data = bytes(data)
         if setup.device_to_host:
             if data:
