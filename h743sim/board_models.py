@@ -1,0 +1,149 @@
+"""Creating and wiring the board's Python models from the board description.
+
+Used by both hosts: the embedded engine builds every entry (Renode classes are mapped to our
+models by :data:`NATIVE_CLASSES`), the Renode adapter only the tagged `Python.*` entries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from h743sim.platform import Entry, Platform, PlatformError
+from peripherals.host import Host
+from peripherals.power_cut import PowerCutPlan
+
+# Renode classes of the .repl that the embedded engine serves with a model of ours.
+NATIVE_CLASSES: dict[str, str] = {
+    "UART.STM32F7_USART": "peripherals.usart.Usart",
+    "GPIOPort.STM32_GPIOPort": "peripherals.gpio.GpioPort",
+    "Miscellaneous.STM32_SYSCFG": "peripherals.syscfg.Syscfg",
+    "IRQControllers.STM32H7_EXTI": "peripherals.exti.Exti",
+}
+# Renode classes the engine implements itself (CPU, NVIC and plain memory).
+ENGINE_CLASSES = ("CPU.CortexM", "IRQControllers.NVIC", "Memory.MappedMemory")
+
+# .repl property names (Renode's camelCase) that differ from the models' parameter names
+PROPERTY_NAMES = {"activeLow": "activeLow"}
+# built first: other models take their clocks from it
+CLOCK_SOURCES = ("rcc", "pwr")
+
+
+def _import(dotted: str, entry: Entry) -> type:
+    module_name, _, cls_name = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise PlatformError(f"line {entry.line}: '{entry.name}': cannot load model {dotted}: {exc}") from None
+
+
+def model_class(entry: Entry, *, tagged_only: bool = False) -> type | None:
+    """The Python class serving ``entry`` (None for classes the engine itself implements)."""
+    if entry.python_class:
+        return _import(entry.python_class, entry)
+    if tagged_only:
+        return None
+    if entry.cls in ENGINE_CLASSES:
+        return None
+    if entry.cls in NATIVE_CLASSES:
+        return _import(NATIVE_CLASSES[entry.cls], entry)
+    raise PlatformError(
+        f"line {entry.line}: '{entry.name}': unknown class {entry.cls} "
+        f"(known: {', '.join(sorted([*NATIVE_CLASSES, *ENGINE_CLASSES]))}, Python.<module>.<Class>)"
+    )
+
+
+def _kwargs_for(cls: type, entry: Entry, extras: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs: dict[str, Any] = {}
+    for key, value in entry.properties.items():
+        name = PROPERTY_NAMES.get(key, key)
+        if name in params or accepts_any:
+            kwargs[name] = value
+        elif key not in ("numberOfAFs", "frequency", "size"):
+            raise PlatformError(f"line {entry.line}: '{entry.name}': {cls.__name__} has no property '{key}'")
+    for src, target, line in entry.irqs:
+        if target == "nvic" and src in ("IRQ", "irq"):
+            kwargs["irq"] = line
+    for key, value in extras.items():
+        if (key in params or accepts_any) and key not in kwargs:
+            kwargs[key] = value
+    return kwargs
+
+
+def build_models(
+    platform: Platform,
+    host_factory: Callable[[str], Host],
+    *,
+    timing: str = "datasheet",
+    seed: int = 0,
+    power_cut: PowerCutPlan | None = None,
+    tagged_only: bool = False,
+    native: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
+    """Create the models of ``platform`` and wire them (buses, clocks, pins).
+
+    ``native(name)`` resolves a parent entry that is not one of ours (Renode's GPIO ports).
+    """
+    plan = power_cut if power_cut is not None else PowerCutPlan()
+    models: dict[str, Any] = {}
+    pending = [e for e in platform.entries.values() if model_class(e, tagged_only=tagged_only) is not None]
+    # parents first: an entry on another entry's bus needs that model
+    pending.sort(key=lambda e: (e.name not in CLOCK_SOURCES, e.bus not in (None, "sysbus")))
+    for entry in pending:
+        cls = model_class(entry, tagged_only=tagged_only)
+        assert cls is not None
+        extras: dict[str, Any] = {"seed": seed, "power_cut": plan, "name": entry.name}
+        params = inspect.signature(cls.__init__).parameters
+        if "timing" in params:
+            extras["timing"] = _timing_for(cls, timing)
+        if "port" in params and cls.__name__ == "GpioPort":
+            extras["port"] = entry.name[-1]  # gpioPortA -> "A"
+        if entry.bus not in (None, "sysbus"):
+            parent = models.get(entry.bus)
+            if parent is None and native is not None:
+                parent = native(entry.bus)
+            if parent is None:
+                raise PlatformError(f"line {entry.line}: '{entry.name}': bus '{entry.bus}' has no model")
+            if "port" in params and cls.__name__ != "GpioPort":
+                extras["port"] = parent
+        kwargs = _kwargs_for(cls, entry, extras)
+        kwargs.update(_clock_inputs(cls, models))  # the RCC's computed clocks win over fixed values
+        model = cls(host_factory(entry.name), **kwargs)
+        if entry.bus not in (None, "sysbus") and hasattr(models.get(entry.bus), "attach"):
+            models[entry.bus].attach(model)
+        models[entry.name] = model
+    rcc, pwr = models.get("rcc"), models.get("pwr")
+    if rcc is not None and pwr is not None and hasattr(rcc, "backup_writable"):
+        rcc.backup_writable = lambda: pwr.backup_domain_writable
+    return models
+
+
+def build_tagged_models(platform: Platform, host_factory: Callable[[str], Host], **kw: Any) -> dict[str, Any]:
+    return build_models(platform, host_factory, tagged_only=True, **kw)
+
+
+def _timing_for(cls: type, timing: str) -> str:
+    """Map the board's timing profile name to the one a model knows."""
+    module = inspect.getmodule(cls)
+    profiles = getattr(module, "TIMING_PROFILES", None)
+    if profiles is not None and timing not in profiles and timing == "datasheet":
+        return "typical"
+    return timing
+
+
+def _clock_inputs(cls: type, models: dict[str, Any]) -> dict[str, Any]:
+    """Kernel-clock callables for models that consume a clock computed by the RCC."""
+    rcc = models.get("rcc")
+    if rcc is None:
+        return {}
+    params = inspect.signature(cls.__init__).parameters
+    if cls.__name__ == "Usart" and "frequency" in params:
+        return {"frequency": rcc.usart16_kernel_hz}
+    if cls.__name__ == "QuadSpi" and "kernel_hz" in params:
+        return {"kernel_hz": rcc.qspi_kernel_hz}
+    return {}
