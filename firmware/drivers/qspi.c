@@ -1,0 +1,286 @@
+#include "qspi.h"
+
+#include "cm7_core.h"
+#include "gpio.h"
+#include "stm32h743.h"
+#include "systick.h"
+
+#define QSPI_AF9 9u
+#define QSPI_AF10 10u
+#define QSPI_MAX_DUMMY 31u
+#define QSPI_MAX_POLL_BYTES 4u
+#define QSPI_FIFO_THRESHOLD 1u /* FTF means "at least one byte" (read) / "one free byte" (write) */
+/* Long automatic polls (erase, status write) sleep between checks instead of spinning. */
+#define QSPI_POLL_SLEEP_MIN_MS 10u
+
+typedef struct {
+    gpio_regs_t *port;
+    uint8_t pin;
+    uint8_t af;
+} qspi_pin_t;
+
+static const qspi_pin_t s_pins[] = {
+    {GPIOB, 2u, QSPI_AF9},   /* CLK */
+    {GPIOB, 6u, QSPI_AF10},  /* BK1_NCS */
+    {GPIOD, 11u, QSPI_AF9},  /* BK1_IO0 */
+    {GPIOD, 12u, QSPI_AF9},  /* BK1_IO1 */
+    {GPIOE, 2u, QSPI_AF9},   /* BK1_IO2 */
+    {GPIOD, 13u, QSPI_AF9},  /* BK1_IO3 */
+};
+
+static int wait_flags_clear(uint32_t flags, uint32_t timeout_ms)
+{
+    deadline_t d;
+    deadline_start(&d, timeout_ms);
+    while ((QUADSPI->SR & flags) != 0u) {
+        if (deadline_expired(&d)) {
+            return QSPI_ERR_TIMEOUT;
+        }
+    }
+    return QSPI_OK;
+}
+
+int qspi_is_memory_mapped(void)
+{
+    return (QUADSPI->CR & QUADSPI_CR_EN) != 0u &&
+           ((QUADSPI->CCR & QUADSPI_CCR_FMODE_Msk) >> QUADSPI_CCR_FMODE_Pos) == QUADSPI_FMODE_MEMORY_MAPPED;
+}
+
+int qspi_abort(void)
+{
+    QUADSPI->CR |= QUADSPI_CR_ABORT;
+    deadline_t d;
+    deadline_start(&d, QSPI_TIMEOUT_MS);
+    while ((QUADSPI->CR & QUADSPI_CR_ABORT) != 0u) { /* self-clearing */
+        if (deadline_expired(&d)) {
+            return QSPI_ERR_TIMEOUT;
+        }
+    }
+    int rc = wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+    QUADSPI->FCR = QUADSPI_FCR_ALL; /* the abort sets TCF */
+    return rc;
+}
+
+int qspi_init(void)
+{
+    RCC->D1CCIPR &= ~RCC_D1CCIPR_QSPISEL_Msk; /* kernel clock rcc_hclk3 (the reset choice) */
+    RCC->AHB3ENR |= RCC_AHB3ENR_QSPIEN;
+    (void)RCC->AHB3ENR;
+    cm7_dsb();
+    for (uint32_t i = 0; i < sizeof(s_pins) / sizeof(s_pins[0]); i++) {
+        gpio_enable_clock(s_pins[i].port);
+        gpio_config(s_pins[i].port, s_pins[i].pin, GPIO_MODE_AF, GPIO_OTYPE_PUSHPULL, GPIO_SPEED_VERY_HIGH,
+                    GPIO_PULL_NONE, s_pins[i].af);
+    }
+    if ((QUADSPI->SR & QUADSPI_SR_BUSY) != 0u) {
+        (void)qspi_abort();
+    }
+    QUADSPI->CR = 0u; /* disabled while configured */
+    QUADSPI->FCR = QUADSPI_FCR_ALL;
+    QUADSPI->DCR = (QSPI_FSIZE << QUADSPI_DCR_FSIZE_Pos) | (QSPI_CSHT << QUADSPI_DCR_CSHT_Pos);
+    QUADSPI->CR = (QSPI_PRESCALER << QUADSPI_CR_PRESCALER_Pos) |
+                  ((QSPI_FIFO_THRESHOLD - 1u) << QUADSPI_CR_FTHRES_Pos);
+    QUADSPI->CR |= QUADSPI_CR_EN;
+    return QSPI_OK;
+}
+
+static uint32_t build_ccr(const qspi_cmd_t *c, uint32_t fmode)
+{
+    return ((uint32_t)c->instruction << QUADSPI_CCR_INSTRUCTION_Pos) |
+           ((uint32_t)c->imode << QUADSPI_CCR_IMODE_Pos) | ((uint32_t)c->admode << QUADSPI_CCR_ADMODE_Pos) |
+           ((uint32_t)c->adsize << QUADSPI_CCR_ADSIZE_Pos) | ((uint32_t)c->abmode << QUADSPI_CCR_ABMODE_Pos) |
+           ((uint32_t)c->absize << QUADSPI_CCR_ABSIZE_Pos) | ((uint32_t)c->dummy << QUADSPI_CCR_DCYC_Pos) |
+           ((uint32_t)c->dmode << QUADSPI_CCR_DMODE_Pos) | (fmode << QUADSPI_CCR_FMODE_Pos);
+}
+
+static int cmd_valid(const qspi_cmd_t *c)
+{
+    return c != 0 && c->imode <= QSPI_LINES_4 && c->admode <= QSPI_LINES_4 && c->abmode <= QSPI_LINES_4 &&
+           c->dmode <= QSPI_LINES_4 && c->adsize <= QSPI_SIZE_32 && c->absize <= QSPI_SIZE_32 &&
+           c->dummy <= QSPI_MAX_DUMMY;
+}
+
+/* Common preamble: leave memory-mapped mode, wait idle, clear flags, set DLR and ABR. */
+static int prepare(const qspi_cmd_t *c, uint32_t length)
+{
+    if (!cmd_valid(c)) {
+        return QSPI_ERR_PARAM;
+    }
+    if ((QUADSPI->CR & QUADSPI_CR_EN) == 0u) {
+        QUADSPI->CR |= QUADSPI_CR_EN;
+    }
+    if (qspi_is_memory_mapped()) {
+        int rc = qspi_abort();
+        if (rc != QSPI_OK) {
+            return rc;
+        }
+    }
+    int rc = wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    QUADSPI->FCR = QUADSPI_FCR_ALL;
+    if (length != 0u) {
+        QUADSPI->DLR = length - 1u;
+    }
+    if (c->abmode != QSPI_LINES_NONE) {
+        QUADSPI->ABR = c->alternate;
+    }
+    return QSPI_OK;
+}
+
+/* Wait for one of `flags`; TEF ends the wait with a transfer error. */
+static int wait_flag(uint32_t flags, uint32_t timeout_ms)
+{
+    deadline_t d;
+    deadline_start(&d, timeout_ms);
+    for (;;) {
+        uint32_t sr = QUADSPI->SR;
+        if ((sr & QUADSPI_SR_TEF) != 0u) {
+            QUADSPI->FCR = QUADSPI_FCR_CTEF;
+            (void)qspi_abort();
+            return QSPI_ERR_TRANSFER;
+        }
+        if ((sr & flags) != 0u) {
+            return QSPI_OK;
+        }
+        if (deadline_expired(&d)) {
+            (void)qspi_abort();
+            return QSPI_ERR_TIMEOUT;
+        }
+    }
+}
+
+static int finish(void)
+{
+    int rc = wait_flag(QUADSPI_SR_TCF, QSPI_TIMEOUT_MS);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    QUADSPI->FCR = QUADSPI_FCR_CTCF;
+    return wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+}
+
+int qspi_command(const qspi_cmd_t *c)
+{
+    if (c == 0 || c->dmode != QSPI_LINES_NONE) {
+        return QSPI_ERR_PARAM;
+    }
+    int rc = prepare(c, 0u);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    /* No data: the CCR write starts it, or the AR write when there is an address. */
+    QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_INDIRECT_WRITE);
+    if (c->admode != QSPI_LINES_NONE) {
+        QUADSPI->AR = c->address;
+    }
+    return finish();
+}
+
+int qspi_write(const qspi_cmd_t *c, const uint8_t *buf)
+{
+    if (c == 0 || buf == 0 || c->length == 0u || c->dmode == QSPI_LINES_NONE) {
+        return QSPI_ERR_PARAM;
+    }
+    int rc = prepare(c, c->length);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_INDIRECT_WRITE);
+    if (c->admode != QSPI_LINES_NONE) {
+        QUADSPI->AR = c->address;
+    }
+    /* The first DR write starts the transfer. */
+    for (uint32_t i = 0; i < c->length; i++) {
+        rc = wait_flag(QUADSPI_SR_FTF, QSPI_TIMEOUT_MS);
+        if (rc != QSPI_OK) {
+            return rc;
+        }
+        QUADSPI_DR8 = buf[i];
+    }
+    return finish();
+}
+
+int qspi_read(const qspi_cmd_t *c, uint8_t *buf)
+{
+    if (c == 0 || buf == 0 || c->length == 0u || c->dmode == QSPI_LINES_NONE) {
+        return QSPI_ERR_PARAM;
+    }
+    int rc = prepare(c, c->length);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    /* Starts on the CCR write, or on the AR write when there is an address. */
+    QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_INDIRECT_READ);
+    if (c->admode != QSPI_LINES_NONE) {
+        QUADSPI->AR = c->address;
+    }
+    for (uint32_t i = 0; i < c->length; i++) {
+        rc = wait_flag(QUADSPI_SR_FTF | QUADSPI_SR_TCF, QSPI_TIMEOUT_MS);
+        if (rc != QSPI_OK) {
+            return rc;
+        }
+        buf[i] = QUADSPI_DR8;
+    }
+    return finish();
+}
+
+int qspi_autopoll(const qspi_cmd_t *c, uint32_t mask, uint32_t match, uint32_t timeout_ms)
+{
+    if (c == 0 || c->length == 0u || c->length > QSPI_MAX_POLL_BYTES || c->dmode == QSPI_LINES_NONE) {
+        return QSPI_ERR_PARAM;
+    }
+    int rc = prepare(c, c->length);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    QUADSPI->PSMKR = mask;
+    QUADSPI->PSMAR = match;
+    QUADSPI->PIR = QSPI_POLL_INTERVAL;
+    QUADSPI->CR = (QUADSPI->CR & ~QUADSPI_CR_PMM) | QUADSPI_CR_APMS; /* AND match, stop on match */
+    QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_AUTO_POLL);
+    if (c->admode != QSPI_LINES_NONE) {
+        QUADSPI->AR = c->address;
+    }
+    deadline_t d;
+    deadline_start(&d, timeout_ms);
+    int sleep = timeout_ms >= QSPI_POLL_SLEEP_MIN_MS;
+    for (;;) {
+        uint32_t sr = QUADSPI->SR;
+        if ((sr & QUADSPI_SR_SMF) != 0u) {
+            break;
+        }
+        if ((sr & QUADSPI_SR_TEF) != 0u) {
+            QUADSPI->FCR = QUADSPI_FCR_CTEF;
+            (void)qspi_abort();
+            return QSPI_ERR_TRANSFER;
+        }
+        if (deadline_expired(&d)) {
+            (void)qspi_abort();
+            return QSPI_ERR_TIMEOUT;
+        }
+        if (sleep) {
+            systick_idle();
+        }
+    }
+    QUADSPI->FCR = QUADSPI_FCR_CSMF;
+    /* APMS: BUSY drops after the match. */
+    return wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+}
+
+int qspi_memory_mapped(const qspi_cmd_t *c)
+{
+    if (c == 0 || c->dmode == QSPI_LINES_NONE) {
+        return QSPI_ERR_PARAM;
+    }
+    int rc = prepare(c, 0u);
+    if (rc != QSPI_OK) {
+        return rc;
+    }
+    QUADSPI->CR &= ~QUADSPI_CR_TCEN; /* keep NCS handling simple: no timeout counter */
+    QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_MEMORY_MAPPED);
+    cm7_dsb();
+    cm7_isb();
+    return QSPI_OK;
+}

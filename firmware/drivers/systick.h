@@ -1,0 +1,45 @@
+/*
+ * SysTick time base: a millisecond counter driven by the SysTick interrupt (any tick rate), plus
+ * the timeout helpers every driver uses.
+ */
+#ifndef SYSTICK_H
+#define SYSTICK_H
+
+#include <stdint.h>
+
+/* Called from SysTick_Handler on every tick when non-null (after the counter update). */
+extern void (*volatile systick_hook)(void);
+
+/* Start SysTick on the processor clock (core_hz, see clock_core_hz()) at tick_hz, interrupt at
+ * the highest priority (0) so timeouts run inside any other handler. The ms counter keeps its
+ * value across re-initialisation. */
+void systick_init(uint32_t core_hz, uint32_t tick_hz);
+/* Milliseconds counted since the first systick_init (wraps after ~49 days). */
+uint32_t systick_ms(void);
+/* Ticks since the first systick_init. */
+uint32_t systick_ticks(void);
+/* Wait ms milliseconds; sleeps with WFI when the SysTick interrupt can wake us (see below),
+ * otherwise busy-waits (also when SysTick is stopped: then the wait is estimated from the core
+ * clock). */
+void delay_ms(uint32_t ms);
+/* Stop SysTick and clear a pending SysTick exception. */
+void systick_stop(void);
+/* 1 when the SysTick interrupt is running and would pre-empt the current context (PRIMASK clear,
+ * BASEPRI and the active exception's priority lower than SysTick's): WFI then wakes within a tick. */
+int systick_can_wake(void);
+/* WFI when systick_can_wake(), else return at once: for long polling loops. */
+void systick_idle(void);
+
+/* Timeout helper: expires after timeout_ms on the SysTick clock; when the ms counter cannot move
+ * (SysTick stopped or masked) a spin count backstop expires it instead, so no wait is endless. */
+typedef struct {
+    uint32_t start_ms;
+    uint32_t timeout_ms;
+    uint64_t spins;
+    uint64_t spin_limit;
+} deadline_t;
+void deadline_start(deadline_t *d, uint32_t timeout_ms);
+/* Call once per polling iteration; returns 1 once the deadline has passed. */
+int deadline_expired(deadline_t *d);
+
+#endif /* SYSTICK_H */
