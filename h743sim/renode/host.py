@@ -64,8 +64,8 @@ class RenodeHost:
         return _interval_ns(self.board.machine.ElapsedVirtualTime.TimeElapsed)
 
     def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> _RenodeTimer:
-        from System import Action  # type: ignore[import-not-found]
         from Antmicro.Renode.Time import TimeInterval  # type: ignore[import-not-found]
+        from System import Action  # type: ignore[import-not-found]
 
         timer = _RenodeTimer()
 
@@ -110,9 +110,12 @@ class RenodeHost:
 
 def copy_into_memory(memory: Any, offset: int, data: bytearray | memoryview, start: int, length: int) -> None:
     """Copy ``data[start:start+length]`` into a Renode MappedMemory at ``offset`` (fast path)."""
-    from System import Array, Byte  # type: ignore[import-not-found]
+    from System import (  # type: ignore[import-not-found]
+        Array,
+        Byte,
+        IntPtr,  # type: ignore[import-not-found]
+    )
     from System.Runtime.InteropServices import Marshal  # type: ignore[import-not-found]
-    from System import IntPtr  # type: ignore[import-not-found]
 
     arr = Array.CreateInstance(Byte, length)
     cbuf = (ctypes.c_char * length).from_buffer(data, start) if not isinstance(data, bytes) else None
