@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from h743sim.board_models import build_models
-from h743sim.engine.machine import Machine, StopReason
+from h743sim.engine.machine import Machine
+from h743sim.engine.stop import StopKind, StopReason
 from h743sim.errors import UserError
 from h743sim.platform import DEFAULT_PLATFORM, PlatformError, parse_platform
 from h743sim.storage import MemoryRegion, StateDir, StateError, import_image
@@ -29,27 +30,37 @@ FLASH_BASE = 0x08000000
 QSPI_BASE = 0x90000000
 BOOT_ADDRESS = FLASH_BASE
 
-# Peripheral blocks of the STM32H743 memory map that the board does not model: accesses log once
-# and read their reset value (0) so that firmware touching them never crashes the run.
-UNMODELLED_BLOCKS: tuple[tuple[str, int, int], ...] = (
-    ("TIM2-TIM14", 0x40000000, 0x2400),
-    ("LPTIM1/SPI2/SPI3/USART2-UART8", 0x40002400, 0x5C00),
-    ("I2C1-I2C3/DAC/CEC/CRS/SWPMI/OPAMP/MDIOS/FDCAN", 0x40005400, 0x6000),
-    ("TIM1/TIM8/USART6/SPI1/SPI4/TIM15-17/SPI5/SAI/DFSDM/HRTIM", 0x40010000, 0x1000),
-    ("APB2 rest", 0x40011400, 0x6C00),
-    ("DMA1/DMA2/DMAMUX1/ADC12", 0x40020000, 0x2400),
-    ("USB1_OTG_HS", 0x40040000, 0x40000),
-    ("DCMI/CRYP/HASH/RNG/SDMMC2/RAMECC2", 0x48020000, 0x3400),
-    ("LTDC/WWDG1", 0x50001000, 0x3000),
-    ("GPV AXI matrix", 0x51000000, 0x100000),
-    ("MDMA/DMA2D/JPEG", 0x52000000, 0x2000),
-    ("Delay block QUADSPI", 0x52006000, 0x1000),
-    ("SDMMC1/delay block/RAMECC1", 0x52007000, 0x3000),
-    ("EXTI-area rest/LPUART1/SPI6/I2C4/LPTIM2-5/COMP/VREF/RTC/IWDG/SAI4", 0x58000800, 0x4C00),
-    ("GPIOF-GPIOK", 0x58021400, 0x1800),
-    ("RCC-area neighbours: CRC/BDMA/DMAMUX2/ADC3/HSEM/RAMECC3", 0x58024C00, 0x2800),
-    ("DBGMCU rest", 0x5C001400, 0x1C00),
+# Peripheral areas of the STM32H743 memory map (RM0433 §2.3). The parts the board does not model
+# are served by Unmodelled: accesses log once and read their reset value (0), so firmware touching
+# another peripheral never crashes the run.
+PERIPHERAL_AREAS: tuple[tuple[str, int, int], ...] = (
+    ("APB1 (D2)", 0x40000000, 0x4000D400),
+    ("APB2 (D2)", 0x40010000, 0x40017800),
+    ("AHB1 (D2)", 0x40020000, 0x400C0000),
+    ("AHB2 (D2)", 0x48020000, 0x48023400),
+    ("APB3 (D1)", 0x50000000, 0x50004000),
+    ("AHB3 (D1)", 0x52000000, 0x5200A000),
+    ("APB4 (D3)", 0x58000000, 0x58006800),
+    ("AHB4 (D3)", 0x58020000, 0x58027400),
+    ("GPV (AXI interconnect)", 0x51000000, 0x51100000),
 )
+
+
+def uncovered(start: int, end: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sub-ranges of [start, end) not covered by any (base, size) in ``covered``."""
+    gaps = [(start, end)]
+    for base, size in covered:
+        nxt = []
+        for lo, hi in gaps:
+            if base + size <= lo or base >= hi:
+                nxt.append((lo, hi))
+                continue
+            if lo < base:
+                nxt.append((lo, base))
+            if base + size < hi:
+                nxt.append((base + size, hi))
+        gaps = nxt
+    return gaps
 
 
 class BoardError(UserError):
@@ -86,7 +97,7 @@ class Board:
         self.led = self.models["led"]
         self.k2 = self.models["k2"]
         self.usart.on_tx(lambda b: self.uart.feed(b, self.machine.now_ns()))
-        self.machine.on_system_reset(self._system_reset)
+        self.machine.reset_hooks.append(self._after_reset)
         self.state: StateDir | None = None
         if state_dir is not None:
             self.state = StateDir(Path(state_dir))
@@ -119,13 +130,12 @@ class Board:
             if model is None:
                 continue
             size = entry.size or getattr(model, "size", 0x400)
-            self.machine.add_mmio(entry.name, entry.address, size, model)
+            self.machine.add_mmio(f"{entry.name} registers", entry.address, size, model)
             covered.append((entry.address, size))
-        for name, base, size in UNMODELLED_BLOCKS:
-            if any(b < base + size and base < b + s for b, s in covered):
-                continue
-            host = self.machine.host_for(name)
-            self.machine.add_mmio(name, base, size, Unmodelled(host, size=size, name=name))
+        for area, start, end in PERIPHERAL_AREAS:
+            for lo, hi in uncovered(start, end, covered):
+                name = f"unmodelled {area} {lo:#010x}"
+                self.machine.add_mmio(name, lo, hi - lo, Unmodelled(self.machine.host_for(name), size=hi - lo, name=name))
 
     # -- loading ----------------------------------------------------------------------------
     def regions(self) -> list[MemoryRegion]:
@@ -147,23 +157,23 @@ class Board:
 
     # -- power and reset ----------------------------------------------------------------------
     def power_on(self) -> None:
-        """Power-on reset of every model and of the CPU, then the core fetches its vectors."""
+        """Power-on reset: every model to its power-on state, then the core fetches its vectors."""
         for model in self.models.values():
             por = getattr(model, "power_on_reset", None)
-            (por or model.reset)()
-        self.machine.reset(BOOT_ADDRESS)
+            if por is not None:
+                por()
+        self.machine.reset(BOOT_ADDRESS)  # also resets the bus models (system-reset state)
         self.powered = True
 
-    def _system_reset(self) -> None:
-        """AIRCR.SYSRESETREQ: peripherals reset (PWR keeps its supply setting), CPU restarts."""
-        for model in self.models.values():
-            if model is self.k2 or model is self.led:
-                continue
-            model.reset()
+    def _after_reset(self) -> None:
+        """After any reset (power-on or AIRCR): external parts keep their state (the W25Q64 is
+        not on the MCU's reset line); a held button is still held."""
         self.k2.reset()
 
     def reset(self) -> None:
-        self.machine.system_reset()
+        """A system reset (as NRST or AIRCR.SYSRESETREQ): peripherals and core, not the W25Q64."""
+        self.machine.reset(BOOT_ADDRESS)
+        self.powered = True
 
     def save(self) -> None:
         if self.state is not None:
@@ -172,7 +182,7 @@ class Board:
     # -- running ------------------------------------------------------------------------------
     def run_for_ns(self, ns: int) -> StopReason:
         stop = self.machine.run(max_ns=ns)
-        self._check(stop, allow=("timeout",))
+        self._check(stop, allow=(StopKind.TIMEOUT,))
         return stop
 
     def run_for(self, seconds: float) -> StopReason:
@@ -198,15 +208,15 @@ class Board:
         self._check(stop, allow=())
         raise BoardError(self.describe_failure(f"no UART line matching {pattern!r} within {timeout_s} s"))
 
-    def _check(self, stop: StopReason, allow: tuple[str, ...]) -> None:
-        if stop.kind in allow or stop.kind in ("until", "stop_requested"):
+    def _check(self, stop: StopReason, allow: tuple[StopKind, ...]) -> None:
+        if stop.kind in allow or stop.kind in (StopKind.CONDITION, StopKind.REQUESTED):
             return
-        if stop.kind == "power_off":
+        if stop.kind is StopKind.POWER_OFF:
             self.powered = False
-            raise BoardError(self.describe_failure(f"power cut: {stop.detail}"))
-        if stop.kind == "timeout":
+            raise BoardError(self.describe_failure(f"power cut: {stop.message}"))
+        if stop.kind is StopKind.TIMEOUT:
             raise BoardError(self.describe_failure("timeout"))
-        raise BoardError(self.describe_failure(f"{stop.kind}: {stop.detail}"))
+        raise BoardError(self.describe_failure(f"{stop.kind.value}: {stop.message}"))
 
     def describe_failure(self, what: str) -> str:
         state = self.machine.cpu_state()
