@@ -1,0 +1,153 @@
+"""SysTick: the Cortex-M 24-bit down-counter (0xE000E010, ARMv7-M B3.3).
+
+The counter is not stepped: its value is derived from the core cycle count, so CVR reads are
+exact at any instruction. Each 1 -> 0 transition is a scheduled event that sets COUNTFLAG and,
+with TICKINT, pends exception 15. Counting from 0 reloads RVR on the next tick (period RVR+1);
+RVR = 0 stops the counter at 0. Writing CVR clears it and COUNTFLAG. CLKSOURCE=1 counts core
+cycles; CLKSOURCE=0 the external reference, which the STM32H7 RCC derives as core clock / 8 [U].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from peripherals.host import Host, Timer
+from peripherals.registers import Access, Peripheral
+
+EXTERNAL_DIVIDER = 8
+CSR_RESET = 0x00000004  # CLKSOURCE = processor clock [U: ST PM0253 reset value]
+CALIB_VALUE = 0x40000000  # NOREF=0, SKEW=1, TENMS=0 (no calibration value given) [U]
+_MAX = 0xFFFFFF
+
+
+class CycleTime(Protocol):
+    """The machine's core-cycle clock."""
+
+    def now_cycles(self) -> int: ...
+
+    def schedule_at_cycle(self, cycle: int, callback: Callable[[], None], name: str = "") -> Timer: ...
+
+
+class SysTick(Peripheral):
+    size = 0x10
+
+    def __init__(self, host: Host, clock: CycleTime, pend: Callable[[], None]) -> None:
+        super().__init__(host, "SysTick")
+        self._clock = clock
+        self._pend = pend
+        self._timer: Timer | None = None
+        csr = self.regs.define(0x0, "CSR", reset=CSR_RESET, on_write=self._csr_written)
+        csr.field(0, 1, "ENABLE").field(1, 1, "TICKINT").field(2, 1, "CLKSOURCE")
+        csr.field(16, 1, "COUNTFLAG", access=Access.RO, on_read=self._read_countflag)
+        self.regs.define(0x4, "RVR", on_write=self._rvr_written).field(0, 24, "RELOAD")
+        self.regs.define(0x8, "CVR", on_read=lambda _v: self.current(), on_write=self._cvr_written).field(
+            0, 24, "CURRENT"
+        )
+        self.regs.define(0xC, "CALIB", reset=CALIB_VALUE, access=Access.RO)
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._running = False
+        self._ext = False
+        self._anchor_tick = 0
+        self._anchor_value = 0
+        self._held = 0
+        self._countflag = False
+
+    # -- time base -----------------------------------------------------------------------------
+    def _ticks(self, cycles: int) -> int:
+        return cycles // EXTERNAL_DIVIDER if self._ext else cycles
+
+    def _cycle_of_tick(self, tick: int) -> int:
+        return tick * EXTERNAL_DIVIDER if self._ext else tick
+
+    def _reload(self) -> int:
+        return self.regs["RVR"]["RELOAD"]
+
+    def _value_at(self, tick: int) -> int:
+        k = tick - self._anchor_tick
+        v0 = self._anchor_value
+        if k <= v0:
+            return v0 - k
+        rvr = self._reload()
+        if rvr == 0:
+            return 0
+        return rvr - (k - v0 - 1) % (rvr + 1)
+
+    def _next_wrap(self, after_tick: int) -> int | None:
+        """First tick > ``after_tick`` at which the counter goes from 1 to 0."""
+        first = self._anchor_tick + self._anchor_value if self._anchor_value > 0 else None
+        if first is not None and first > after_tick:
+            return first
+        rvr = self._reload()
+        if rvr == 0:
+            return None
+        start = self._anchor_tick + self._anchor_value + 1 + rvr  # first wrap after a reload
+        if start > after_tick:
+            return start
+        period = rvr + 1
+        n = (after_tick - start) // period + 1
+        return start + n * period
+
+    def current(self) -> int:
+        if not self._running:
+            return self._held
+        return self._value_at(self._ticks(self._clock.now_cycles()))
+
+    def _anchor(self, value: int) -> None:
+        self._anchor_tick = self._ticks(self._clock.now_cycles())
+        self._anchor_value = value & _MAX
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._running:
+            return
+        tick = self._next_wrap(self._ticks(self._clock.now_cycles()))
+        if tick is not None:
+            self._timer = self._clock.schedule_at_cycle(self._cycle_of_tick(tick), self._wrapped, "systick")
+
+    def _wrapped(self) -> None:
+        self._timer = None
+        self._countflag = True
+        if self.regs["CSR"]["TICKINT"]:
+            self._pend()
+        self._schedule()
+
+    def clock_changed(self) -> None:
+        """The core clock changed: the next wrap falls at another virtual time."""
+        self._schedule()
+
+    # -- register callbacks ----------------------------------------------------------------
+    def _read_countflag(self) -> int:
+        flag = int(self._countflag)
+        self._countflag = False  # COUNTFLAG clears when CSR is read
+        return flag
+
+    def _csr_written(self, old: int, new: int) -> None:
+        value = self.current()
+        self._running = bool(new & 1)
+        self._ext = not (new & 4)
+        if self._running:
+            self._anchor(value)
+        else:
+            self._held = value
+            self._schedule()
+
+    def _rvr_written(self, _old: int, _new: int) -> None:
+        if self._running:
+            self._anchor(self.current())
+
+    def _cvr_written(self, _old: int, _new: int) -> None:
+        self._countflag = False
+        self.regs["CVR"].value = 0
+        self._held = 0
+        if self._running:
+            self._anchor(0)
