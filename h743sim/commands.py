@@ -26,7 +26,9 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _echo(line: str) -> None:
-    print(line, flush=True)
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)  # keeps UART lines clear of an active progress bar
 
 
 def _board(args: argparse.Namespace, *, echo: bool = True, state: Path | None = None) -> Any:

@@ -36,6 +36,7 @@ class _Progress:
 
         bar = self.bars.get(phase)
         if bar is None:
+            self.close()  # one bar at a time: the previous phase is over
             bar = self.bars[phase] = tqdm(
                 total=total, desc=f"{phase:>8}", unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr
             )
