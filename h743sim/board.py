@@ -80,15 +80,18 @@ class Board:
         power_cut: PowerCutPlan | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
-        self.platform = parse_platform(platform or DEFAULT_PLATFORM)
         self.timing = timing
         self.power_cut = power_cut if power_cut is not None else PowerCutPlan()
         self.uart = UartLog(echo)
-        self.machine = Machine(cpu_hz=self._cpu_hz)
-        self.models: dict[str, Any] = build_models(
-            self.platform, self.machine.host_for, timing=timing, seed=seed, power_cut=self.power_cut
-        )
-        self._map()
+        try:  # a bad board description is the user's input: one clear line, not a traceback
+            self.platform = parse_platform(platform or DEFAULT_PLATFORM)
+            self.machine = Machine(cpu_hz=self._cpu_hz)
+            self.models: dict[str, Any] = build_models(
+                self.platform, self.machine.host_for, timing=timing, seed=seed, power_cut=self.power_cut
+            )
+            self._map()
+        except PlatformError as exc:
+            raise UserError(str(exc)) from None
         self.flash = self.models["flash"]
         self.qspi = self.models["qspi"]
         self.qspi_flash = self.models["qspiFlash"]
@@ -135,7 +138,9 @@ class Board:
         for area, start, end in PERIPHERAL_AREAS:
             for lo, hi in uncovered(start, end, covered):
                 name = f"unmodelled {area} {lo:#010x}"
-                self.machine.add_mmio(name, lo, hi - lo, Unmodelled(self.machine.host_for(name), size=hi - lo, name=name))
+                self.machine.add_mmio(
+                    name, lo, hi - lo, Unmodelled(self.machine.host_for(name), size=hi - lo, name=name)
+                )
 
     # -- loading ----------------------------------------------------------------------------
     def regions(self) -> list[MemoryRegion]:
@@ -154,6 +159,11 @@ class Board:
             return import_image(p, self.regions(), bin_address=address)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+
+    def boot_vector_erased(self) -> bool:
+        """True when the initial SP and reset vector at the boot address are erased flash."""
+        off = BOOT_ADDRESS - FLASH_BASE
+        return bytes(self.flash.array[off : off + 8]) == b"\xff" * 8
 
     # -- power and reset ----------------------------------------------------------------------
     def power_on(self) -> None:
@@ -205,7 +215,8 @@ class Board:
         stop = self.machine.run(until=seen, max_ns=int(timeout_s * NS_PER_S))
         if found:
             return found[0]
-        self._check(stop, allow=())
+        # a timeout is reported as what was waited for; any other stop (fault, lockup) as itself
+        self._check(stop, allow=(StopKind.TIMEOUT,))
         raise BoardError(self.describe_failure(f"no UART line matching {pattern!r} within {timeout_s} s"))
 
     def _check(self, stop: StopReason, allow: tuple[StopKind, ...]) -> None:

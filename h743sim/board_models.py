@@ -31,32 +31,41 @@ PROPERTY_NAMES = {"activeLow": "activeLow"}
 CLOCK_SOURCES = ("rcc", "pwr")
 
 
-def _import(dotted: str, entry: Entry) -> type:
+def _where(entry: Entry, path: object = None) -> str:
+    """``file:line`` of an entry for error messages (``line N`` when the file is not known)."""
+    return f"{path}:{entry.line}" if path is not None else f"line {entry.line}"
+
+
+def _import(dotted: str, entry: Entry, path: object = None) -> type:
     module_name, _, cls_name = dotted.rpartition(".")
     try:
         module = importlib.import_module(module_name)
         return getattr(module, cls_name)
     except (ImportError, AttributeError) as exc:
-        raise PlatformError(f"line {entry.line}: '{entry.name}': cannot load model {dotted}: {exc}") from None
+        raise PlatformError(
+            f"{_where(entry, path)}: '{entry.name}': cannot load model {dotted}: {exc}"
+        ) from None
 
 
-def model_class(entry: Entry, *, tagged_only: bool = False) -> type | None:
-    """The Python class serving ``entry`` (None for classes the engine itself implements)."""
+def model_class(entry: Entry, *, tagged_only: bool = False, path: object = None) -> type | None:
+    """The Python class serving ``entry`` (None for classes the engine itself implements).
+
+    ``path`` (the .repl file) only makes error messages name the file."""
     if entry.python_class:
-        return _import(entry.python_class, entry)
+        return _import(entry.python_class, entry, path)
     if tagged_only:
         return None
     if entry.cls in ENGINE_CLASSES:
         return None
     if entry.cls in NATIVE_CLASSES:
-        return _import(NATIVE_CLASSES[entry.cls], entry)
+        return _import(NATIVE_CLASSES[entry.cls], entry, path)
     raise PlatformError(
-        f"line {entry.line}: '{entry.name}': unknown class {entry.cls} "
+        f"{_where(entry, path)}: '{entry.name}': unknown class {entry.cls} "
         f"(known: {', '.join(sorted([*NATIVE_CLASSES, *ENGINE_CLASSES]))}, Python.<module>.<Class>)"
     )
 
 
-def _kwargs_for(cls: type, entry: Entry, extras: dict[str, Any]) -> dict[str, Any]:
+def _kwargs_for(cls: type, entry: Entry, extras: dict[str, Any], path: object = None) -> dict[str, Any]:
     params = inspect.signature(cls.__init__).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs: dict[str, Any] = {}
@@ -65,7 +74,9 @@ def _kwargs_for(cls: type, entry: Entry, extras: dict[str, Any]) -> dict[str, An
         if name in params or accepts_any:
             kwargs[name] = value
         elif key not in ("numberOfAFs", "frequency", "size"):
-            raise PlatformError(f"line {entry.line}: '{entry.name}': {cls.__name__} has no property '{key}'")
+            raise PlatformError(
+                f"{_where(entry, path)}: '{entry.name}': {cls.__name__} has no property '{key}'"
+            )
     for src, target, line in entry.irqs:
         if target == "nvic" and src in ("IRQ", "irq"):
             kwargs["irq"] = line
@@ -91,11 +102,16 @@ def build_models(
     """
     plan = power_cut if power_cut is not None else PowerCutPlan()
     models: dict[str, Any] = {}
-    pending = [e for e in platform.entries.values() if model_class(e, tagged_only=tagged_only) is not None]
+    where = platform.path
+    pending = [
+        e
+        for e in platform.entries.values()
+        if model_class(e, tagged_only=tagged_only, path=where) is not None
+    ]
     # parents first: an entry on another entry's bus needs that model
     pending.sort(key=lambda e: (e.name not in CLOCK_SOURCES, e.bus not in (None, "sysbus")))
     for entry in pending:
-        cls = model_class(entry, tagged_only=tagged_only)
+        cls = model_class(entry, tagged_only=tagged_only, path=where)
         assert cls is not None
         extras: dict[str, Any] = {"seed": seed, "power_cut": plan, "name": entry.name}
         params = inspect.signature(cls.__init__).parameters
@@ -108,12 +124,15 @@ def build_models(
             if parent is None and native is not None:
                 parent = native(entry.bus)
             if parent is None:
-                raise PlatformError(f"line {entry.line}: '{entry.name}': bus '{entry.bus}' has no model")
+                raise PlatformError(f"{_where(entry, where)}: '{entry.name}': bus '{entry.bus}' has no model")
             if "port" in params and cls.__name__ != "GpioPort":
                 extras["port"] = parent
-        kwargs = _kwargs_for(cls, entry, extras)
+        kwargs = _kwargs_for(cls, entry, extras, where)
         kwargs.update(_clock_inputs(cls, models))  # the RCC's computed clocks win over fixed values
-        model = cls(host_factory(entry.name), **kwargs)
+        try:
+            model = cls(host_factory(entry.name), **kwargs)
+        except (TypeError, ValueError) as exc:  # a property value the model refuses
+            raise PlatformError(f"{_where(entry, where)}: '{entry.name}': {cls.__name__}: {exc}") from None
         if entry.bus not in (None, "sysbus") and hasattr(models.get(entry.bus), "attach"):
             models[entry.bus].attach(model)
         models[entry.name] = model

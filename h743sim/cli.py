@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from h743sim import __version__
 from h743sim.errors import UserError
@@ -27,27 +28,42 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _board_options(p: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit status 2), pointing at --help instead of the
+    multi-line usage text; subcommand parsers inherit it (argparse creates them with this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _board_options(p: argparse.ArgumentParser, *, after_action: bool = False) -> None:
+    """The options that say which board to use. ``after_action``: the same options once more on an
+    action's parser, so `h743sim dfu download FILE --state DIR` works as well as `h743sim dfu --state
+    DIR download FILE`; they have no defaults there (SUPPRESS), so they only override when given."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_action else value
+
+    shown = "" if after_action else " [default: %(default)s]"
     p.add_argument(
         "--state",
         type=Path,
-        default=Path("state/board"),
+        default=default(Path("state/board")),
         metavar="DIR",
-        help="board state directory (flash images + wear metadata; created erased if missing) "
-        "[default: %(default)s]",
+        help="board state directory (flash images + wear metadata; created erased if missing)" + shown,
     )
     p.add_argument(
         "--timing",
         choices=("datasheet", "fast"),
-        default="datasheet",
+        default=default("datasheet"),
         help="flash operation times: datasheet typical values in virtual time, or instant",
     )
-    p.add_argument("--seed", type=_int, default=0, help="seed for deterministic wear failures")
-    p.add_argument("--platform", type=Path, default=None, help="board description (.repl)")
+    p.add_argument("--seed", type=_int, default=default(0), help="seed for deterministic wear failures")
+    p.add_argument("--platform", type=Path, default=default(None), help="board description (.repl)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="h743sim",
         description="Virtual STM32H743 DevEBox board (W25Q64 QSPI NOR) running a USB DFU bootloader.",
     )
@@ -63,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--elf, loaded into flash first) and stream USART1 to stdout.",
     )
     _board_options(p)
-    p.add_argument("--elf", type=Path, help="load this firmware ELF into the board's memories first")
+    p.add_argument(
+        "--elf",
+        type=Path,
+        action="append",
+        help="load this firmware ELF into the board's memories first (repeatable: e.g. the "
+        "bootloader and an application)",
+    )
     p.add_argument("--k2", action="store_true", help="hold K2 (PC5 low) through reset")
     p.add_argument("--until", metavar="REGEX", help="exit 0 as soon as a UART line matches REGEX")
     p.add_argument(
@@ -113,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mass", action="store_true")
     d.add_argument("--alt", type=int, default=None)
     dsub.add_parser("leave", help="leave DFU mode (zero-length DNLOAD, then the board resets)")
+    for action in dsub.choices.values():
+        _board_options(action, after_action=True)
 
     # serve -------------------------------------------------------------------------------
     p = sub.add_parser("serve", help="export the board's USB device over USB/IP on 127.0.0.1")

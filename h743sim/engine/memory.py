@@ -401,6 +401,12 @@ class MemoryMap:
             for w in self.windows.values():
                 if w.base <= page < w.end:
                     perms = _PERM_RWX  # keeps window stores on the hooked slow path
+                    # The RWX entry also serves later fetches without a new fill, so a page first
+                    # touched by a data read (a literal pool) must be scanned as code now.
+                    if w.executable:
+                        self.code_pages.add(page)
+                        if self.on_code_page is not None:
+                            self.on_code_page(page, self.code_bytes(page))
                     break
         e = entry.contents
         e.paddr = page
