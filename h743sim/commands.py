@@ -60,7 +60,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 # -- run ------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from h743sim.board import BoardError
+    from h743sim.board import BOOT_ADDRESS, BoardError
 
     if args.until:
         try:
@@ -68,10 +68,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         except re.error as exc:
             raise UserError(f"--until: bad regular expression: {exc}") from None
     board = _board(args)
-    if args.elf is not None:
-        loaded = board.load_firmware(args.elf)
+    for elf in args.elf or ():
+        loaded = board.load_firmware(elf)
         for region, addr, n in loaded:
             print(f"loaded {n} bytes at {addr:#010x} ({region})", file=sys.stderr)
+    if args.gdb is None and board.boot_vector_erased():
+        # an erased vector table only locks the core up at once: say what is missing instead
+        where = f"the state directory {args.state}" if not args.elf else "the loaded ELF files"
+        raise UserError(
+            f"nothing to boot: the internal flash at {BOOT_ADDRESS:#010x} is erased "
+            f"(no firmware in {where}); load one with --elf FILE"
+        )
     if args.k2:
         board.k2.press()
     board.power_on()
@@ -247,6 +254,9 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 def cmd_inject(args: argparse.Namespace) -> int:
     sd, flash, qspi = _offline_memories(args.state)
+    # A negative count would be saved, and meta.json then refuses to load (counts are >= 0).
+    if args.fault == "wear" and args.cycles < 1:
+        raise UserError(f"--cycles must be at least 1, got {args.cycles}")
     if args.fault == "wear":
         if args.memory == "qspi":
             off = _offset(args.address, QSPI_BASE, len(qspi.array))

@@ -359,11 +359,19 @@ def read_image_segments(path: str | Path, bin_address: int | None = None) -> lis
 
     try:
         elf = ELFFile(BytesIO(data))
-        segments = [
-            (seg["p_paddr"], seg.data()[: seg["p_filesz"]])
-            for seg in elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0
-        ]
+        if elf["e_machine"] != "EM_ARM":
+            raise ValueError(f"{path}: an ELF for {elf['e_machine']}, not for Arm")
+        segments = []
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
+                continue
+            body = seg.data()[: seg["p_filesz"]]
+            if len(body) < seg["p_filesz"]:
+                raise ValueError(
+                    f"{path}: truncated ELF: segment at {seg['p_paddr']:#010x} needs {seg['p_filesz']} bytes, "
+                    f"the file holds {len(body)}"
+                )
+            segments.append((seg["p_paddr"], body))
     except ELFError as e:
         raise ValueError(f"{path}: invalid ELF file: {e}") from None
     if not segments:
