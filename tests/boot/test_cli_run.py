@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,20 @@ def test_not_an_elf_file(cli, tmp_path):
     bogus.write_text("this is not firmware\n")
     err = _one_line_error(cli("run", "--elf", bogus, "--state", tmp_path / "s"))
     assert "notes.elf" in err and "not an ELF file" in err
+
+
+def test_truncated_elf_is_refused(firmware, cli, tmp_path):
+    cut = tmp_path / "cut.elf"
+    cut.write_bytes((firmware / "hello.elf").read_bytes()[:3000])
+    err = _one_line_error(cli("run", "--elf", cut, "--state", tmp_path / "s"))
+    assert "cut.elf" in err and "truncated ELF" in err
+
+
+def test_elf_for_another_architecture_is_refused(cli, tmp_path):
+    foreign = tmp_path / "host.elf"
+    foreign.write_bytes(Path(sys.executable).resolve().read_bytes())
+    err = _one_line_error(cli("run", "--elf", foreign, "--state", tmp_path / "s"))
+    assert "not for Arm" in err
 
 
 def test_elf_linked_outside_the_board_memories_loses_nothing(firmware, cli, tmp_path):
