@@ -210,6 +210,10 @@ class Operation:
     data: bytes = b""  # program only
     started_ns: int = 0
     timer: Timer | None = None
+    #: typical duration, what the power-cut plan sees (duration_ns is 0 in the fast profile)
+    nominal_ns: int = 0
+    #: where a planned power cut tears it, as a fraction of its duration
+    cut_fraction: float | None = None
 
     @property
     def name(self) -> str:
@@ -593,7 +597,13 @@ class FlashInterface(Peripheral):
         assert buf.word is not None
         psize = self._cr(b)["PSIZE"]
         op = Operation(
-            "program", b, buf.word * WORD_SIZE, WORD_SIZE, self._time(TPROG_NS[psize]), bytes(buf.data)
+            "program",
+            b,
+            buf.word * WORD_SIZE,
+            WORD_SIZE,
+            self._time(TPROG_NS[psize]),
+            bytes(buf.data),
+            nominal_ns=TPROG_NS[psize],
         )
         buf.clear()
         self._enqueue(op)
@@ -610,8 +620,10 @@ class FlashInterface(Peripheral):
             if self._write_protected(offset, SECTOR_SIZE):
                 self._raise(b, WRPERR)
                 return
-            duration = self._time(TERASE_SECTOR_NS[cr["PSIZE"]])
-            self._enqueue(Operation("sector_erase", b, offset, SECTOR_SIZE, duration))
+            nominal = TERASE_SECTOR_NS[cr["PSIZE"]]
+            self._enqueue(
+                Operation("sector_erase", b, offset, SECTOR_SIZE, self._time(nominal), nominal_ns=nominal)
+            )
         else:
             self.host.log(WARNING, f"{self.name}: START{b + 1} without SER or BER ignored")
 
@@ -619,8 +631,10 @@ class FlashInterface(Peripheral):
         if self._write_protected(b * BANK_SIZE, BANK_SIZE):
             self._raise(b, WRPERR)  # any protected sector aborts the whole bank erase
             return
-        duration = self._time(TERASE_SECTOR_NS[self._cr(b)["PSIZE"]] * BANK_ERASE_SECTOR_TIMES)
-        self._enqueue(Operation("bank_erase", b, b * BANK_SIZE, BANK_SIZE, duration))
+        nominal = TERASE_SECTOR_NS[self._cr(b)["PSIZE"]] * BANK_ERASE_SECTOR_TIMES
+        self._enqueue(
+            Operation("bank_erase", b, b * BANK_SIZE, BANK_SIZE, self._time(nominal), nominal_ns=nominal)
+        )
 
     def _mass_erase(self, _old: int, new: int) -> None:
         if not new:
@@ -652,12 +666,17 @@ class FlashInterface(Peripheral):
         op.started_ns = self.host.now_ns()
         self._running[b] = op
         cut = None
+        # The plan sees the typical duration in both profiles, so a cut tears the same way with
+        # the fast profile (where the operation itself takes no time), as in the W25Q64 model.
+        plan_ns = op.nominal_ns or op.duration_ns
         if self.power_cut is not None:
-            cut = self.power_cut.on_operation(op.name, op.started_ns, op.duration_ns)
+            cut = self.power_cut.on_operation(op.name, op.started_ns, plan_ns)
         if cut is None:
             op.timer = self.host.schedule(op.duration_ns, lambda: self._finish(op), op.name)
         else:
-            op.timer = self.host.schedule(cut, lambda: self._power_cut_now(op), op.name + " (power cut)")
+            op.cut_fraction = cut / max(plan_ns, 1)
+            delay = int(op.duration_ns * op.cut_fraction)
+            op.timer = self.host.schedule(delay, lambda: self._power_cut_now(op), op.name + " (power cut)")
 
     def _finish(self, op: Operation) -> None:
         b = op.bank
@@ -686,7 +705,12 @@ class FlashInterface(Peripheral):
             if op is not None:
                 if op.timer is not None:
                     op.timer.cancel()
-                fraction = min(max((now - op.started_ns) / max(op.duration_ns, 1), 0.0), 1.0)
+                if op.cut_fraction is not None and now - op.started_ns >= int(
+                    op.duration_ns * op.cut_fraction
+                ):
+                    fraction = op.cut_fraction  # the planned cut point (also when duration_ns is 0)
+                else:
+                    fraction = min(max((now - op.started_ns) / max(op.duration_ns, 1), 0.0), 1.0)
                 self._apply(op, fraction, torn=True)
                 interrupted.append(b)
             self._running[b] = None

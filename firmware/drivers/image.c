@@ -6,10 +6,13 @@
 #include "stm32h743.h"
 
 #define ERASED_WORD 0xFFFFFFFFu
+#define ERASED_HALFWORD 0xFFFFu
 #define VECTOR_TABLE_BYTES (VECTOR_COUNT * 4u)
 #define STACK_ALIGN 8u
 
 static uint32_t read32(uint32_t addr) { return *(const volatile uint32_t *)addr; }
+
+static uint32_t read16(uint32_t addr) { return *(const volatile uint16_t *)addr; }
 
 static int in_range(uint32_t v, uint32_t base, uint32_t size) { return v - base < size; }
 
@@ -53,6 +56,12 @@ int image_check(uint32_t base, uint32_t region_size)
         return IMAGE_ERR_SP;
     }
     if ((reset & 1u) == 0u || !in_range(reset & ~1u, base, region_size)) {
+        return IMAGE_ERR_RESET;
+    }
+    /* An erased reset handler (0xFFFF starts no valid M7 instruction) means an incomplete image,
+     * e.g. a download that lost power after the first page: its header may not be written yet,
+     * so without this the vector table alone would let it boot. */
+    if (read16(reset & ~1u) == ERASED_HALFWORD) {
         return IMAGE_ERR_RESET;
     }
     if (region_size < APP_HEADER_OFFSET + APP_HEADER_SIZE) {

@@ -4,7 +4,8 @@
  * image_check(base, region_size) returns 0 when the image at base looks bootable:
  *   1. word 0 (initial SP) lies in DTCM, AXI SRAM, SRAM1-3 or SRAM4 (the end address included:
  *      the stack is full-descending) and is 8-byte aligned;
- *   2. word 1 (reset vector) is odd (Thumb) and its address lies in [base, base + region_size);
+ *   2. word 1 (reset vector) is odd (Thumb), its address lies in [base, base + region_size),
+ *      and the reset handler is not erased (first halfword 0xFFFF: an incomplete image);
  *   3. if the header magic (app_header.h) is present at base + 0x300: header_size is 32,
  *      load_address equals base, image_size covers the vector table + header and fits in the
  *      region, the reset vector lies inside the image, and the CRC-32 over [0, image_size) with
@@ -21,7 +22,7 @@
 #define IMAGE_OK 0
 #define IMAGE_ERR_EMPTY (-1)   /* words 0 and 1 are erased (0xFFFFFFFF) */
 #define IMAGE_ERR_SP (-2)      /* initial SP outside RAM or misaligned */
-#define IMAGE_ERR_RESET (-3)   /* reset vector even or outside the region/image */
+#define IMAGE_ERR_RESET (-3)   /* reset vector even, outside the region/image, or erased */
 #define IMAGE_ERR_HEADER (-4)  /* header present but header_size / image_size not sane */
 #define IMAGE_ERR_ADDRESS (-5) /* header load_address differs from base */
 #define IMAGE_ERR_CRC (-6)     /* CRC mismatch */
