@@ -20,6 +20,8 @@ from h743sim.renode.availability import missing_reason
 
 log = logging.getLogger("h743sim.renode")
 
+BOOT_ADDRESS = 0x08000000
+
 
 def _prepare_process() -> None:
     # Without preemptive suspend, Mono's GC and the GIL deadlock (EMULATION.md §4).
@@ -41,6 +43,8 @@ class RenodeBoard:
         timing: str = "datasheet",
         seed: int = 0,
         state_dir: Path | None = None,
+        power_cut: Any = None,
+        echo: Any = None,
     ) -> None:
         reason = missing_reason()
         if reason:
@@ -56,18 +60,22 @@ class RenodeBoard:
         self.emulation = Emulation()
         self.mach = self.emulation.add_mach("devebox")
         self.mach.load_repl(str(Path(platform).resolve()))
-        self.machine = self.mach.internal
+        self.rmachine = self.mach.internal
         self.cpu = self.mach.sysbus.cpu.internal
         self.nvic = self.mach.sysbus.nvic.internal
         self.windows: dict[str, dict[str, Any]] = {}
         self.powered_off: str | None = None
         self._hooks: list[Any] = []
 
+        from peripherals.power_cut import PowerCutPlan
+
+        self.power_cut = power_cut if power_cut is not None else PowerCutPlan()
         self.models = board_models.build_tagged_models(
             self.platform,
             host_factory=lambda name: RenodeHost(self, name),
             timing=timing,
             seed=seed,
+            power_cut=self.power_cut,
             native=self._native_parent,
         )
         from Antmicro.Renode.Peripherals.Bus import BusRangeRegistration  # type: ignore[import-not-found]
@@ -79,15 +87,30 @@ class RenodeBoard:
                 continue
             bridge = ModelPeripheral(model, entry.size)
             self._bridges.append(bridge)
-            self.machine.SystemBus.Register(bridge, BusRangeRegistration(entry.address, entry.size))
-            self.machine.SetLocalName(bridge, entry.name)
+            self.rmachine.SystemBus.Register(bridge, BusRangeRegistration(entry.address, entry.size))
+            self.rmachine.SetLocalName(bridge, entry.name)
+        self.flash = self.models["flash"]
+        self.qspi_flash = self.models["qspiFlash"]
+        self.k2 = self.models["k2"]
+        self.led = self.models["led"]
+        self.state = None
         if state_dir is not None:
-            from h743sim.storage import StateDir
+            from h743sim.storage import StateDir, StateError
 
             self.state = StateDir(Path(state_dir))
-            self.state.load_into(self.models["flash"], self.models["qspiFlash"])
-        else:
-            self.state = None
+            try:
+                self.state.load_into(self.flash, self.qspi_flash)
+            except StateError as exc:
+                raise UserError(str(exc)) from None
+        from h743sim.uart_log import UartLog
+        from h743sim.usb.control import ControlTransferRunner
+
+        self.uart = UartLog(echo)
+        self.usart = _RenodeUsart(self.mach.sysbus.usart1.internal, self.uart, self.now_ns)
+        self.usb = ControlTransferRunner(self.models["usbOtgFs"], self.run_for_ns, self.now_ns)
+        self.machine = _RenodeMachineView(self)
+        self.powered = False
+        self._watch_resets()
 
     # -- wiring to Renode-native peripherals ------------------------------------------------
     def _native_parent(self, name: str) -> Any:
@@ -101,21 +124,21 @@ class RenodeBoard:
         w = self.windows.get(name)
         if w is None:
             desc = f"{name}: Memory.MappedMemory @ sysbus {base:#x}\n    size: {len(buffer):#x}\n"
-            self.machine.LoadPlatformDescriptionFromString(desc)
+            self.rmachine.LoadPlatformDescriptionFromString(desc)
             mem = getattr(self.mach.sysbus, name).internal
             w = {"base": base, "buffer": buffer, "memory": mem, "registered": True, "on_write": on_write}
             self.windows[name] = w
         elif not w["registered"]:
             from Antmicro.Renode.Peripherals.Bus import BusRangeRegistration  # type: ignore[import-not-found]
 
-            self.machine.SystemBus.Register(w["memory"], BusRangeRegistration(base, len(buffer)))
+            self.rmachine.SystemBus.Register(w["memory"], BusRangeRegistration(base, len(buffer)))
             w["registered"] = True
         copy_into_memory(w["memory"], 0, buffer, 0, len(buffer))
 
     def withdraw_window(self, name: str) -> None:
         w = self.windows.get(name)
         if w and w["registered"]:
-            self.machine.SystemBus.Unregister(w["memory"])
+            self.rmachine.SystemBus.Unregister(w["memory"])
             w["registered"] = False
 
     def refresh_window_range(self, base: int, size: int) -> None:
@@ -132,7 +155,7 @@ class RenodeBoard:
 
         from h743sim.renode.bridge import guarded
 
-        sysbus = self.machine.SystemBus
+        sysbus = self.rmachine.SystemBus
         hooks = []
         for addr in range(base, base + size, 4):
 
@@ -156,15 +179,151 @@ class RenodeBoard:
         self.powered_off = reason
         self.emulation.PauseAll()
 
-    # -- running ----------------------------------------------------------------------------
-    def load_elf(self, path: Path) -> None:
-        self.mach.load_elf(str(path))
-        # Renode takes the vector table from the first loaded section: set it explicitly.
-        self.cpu.VectorTableOffset = 0x08000000
+    # -- running (stepped: the emulation is paused between RunFor calls, EMULATION.md §4) --------
+    MIN_STEP_NS = 100_000  # Renode's first RunFor after a pause must cover one 100 us quantum
+
+    def now_ns(self) -> int:
+        from h743sim.renode.host import _interval_ns
+
+        return _interval_ns(self.machine_time())
+
+    def machine_time(self) -> Any:
+        self.cpu.SyncTime()
+        return self.mach.internal.ElapsedVirtualTime.TimeElapsed
+
+    def _set_vector_table(self) -> None:
+        # Machine.Reset() puts VectorTableOffset back to 0: the board boots from flash
+        self.cpu.VectorTableOffset = BOOT_ADDRESS
+
+    def _watch_resets(self) -> None:
+        from System import Action  # type: ignore[import-not-found]
+
+        from h743sim.renode.bridge import guarded
+
+        def after_reset(*_args: Any) -> None:
+            self._set_vector_table()
+            self.k2.reset()
+
+        handler = Action[type(self.mach.internal)](guarded("machine reset", after_reset))
+        self._hooks.append(handler)
+        try:
+            self.mach.internal.MachineReset += handler
+        except Exception as exc:  # noqa: BLE001 - older Renode: no event, VTOR set on power_on only
+            log.warning("cannot follow machine resets (%s): VTOR is set on power-on only", exc)
+
+    def load_firmware(self, path: Path | str, address: int | None = None) -> list[tuple[str, int, int]]:
+        from h743sim.storage import MemoryRegion, import_image
+
+        regions = [
+            MemoryRegion("internal flash", 0x08000000, self.flash.array),
+            MemoryRegion("QSPI flash", 0x90000000, self.qspi_flash.array),
+        ]
+        try:
+            loaded = import_image(Path(path), regions, bin_address=address)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        self.refresh_window_range(0x08000000, len(self.flash.array))
+        return loaded
+
+    def power_on(self) -> None:
+        for model in self.models.values():
+            por = getattr(model, "power_on_reset", None)
+            if por is not None:
+                por()
+        self.mach.internal.Reset()
+        self._set_vector_table()
+        self.k2.reset()
+        self.powered = True
+
+    def reset(self) -> None:
+        self.mach.internal.Reset()
+        self._set_vector_table()
+        self.k2.reset()
+
+    def run_for_ns(self, ns: int) -> None:
+        from Antmicro.Renode.Time import TimeInterval  # type: ignore[import-not-found]
+
+        if self.powered_off is not None:
+            from h743sim.board import BoardError
+
+            raise BoardError(self.describe_failure(f"power cut: {self.powered_off}"))
+        us = max(self.MIN_STEP_NS, int(ns)) // 1000
+        self.emulation.internal.RunFor(TimeInterval.FromMicroseconds(us))
+        if self.powered_off is not None:
+            self.powered = False
+            from h743sim.board import BoardError
+
+            raise BoardError(self.describe_failure(f"power cut: {self.powered_off}"))
+
+    def run_for(self, seconds: float) -> None:
+        self.run_for_ns(int(seconds * 1e9))
+
+    def wait_for_line(self, pattern: str, timeout_s: float = 5.0) -> str:
+        import re
+
+        from h743sim.board import BoardError
+
+        rx = re.compile(pattern)
+        end = self.now_ns() + int(timeout_s * 1e9)
+        while True:
+            line = self.uart.find(rx)
+            if line is not None:
+                return line
+            if self.now_ns() >= end:
+                raise BoardError(
+                    self.describe_failure(f"no UART line matching {pattern!r} within {timeout_s} s")
+                )
+            self.run_for_ns(10_000_000)
+
+    def describe_failure(self, what: str) -> str:
+        regs = " ".join(f"{k}={v:#010x}" for k, v in self.machine.cpu_state().items())
+        tail = "\n  ".join(self.uart.tail(8)) or "(nothing)"
+        return f"{what} (Renode, virtual time {self.now_ns() / 1e6:.3f} ms)\nCPU: {regs}\nlast UART lines:\n  {tail}"
 
     def save(self) -> None:
         if self.state is not None:
-            self.state.save_from(self.models["flash"], self.models["qspiFlash"])
+            self.state.save_from(self.flash, self.qspi_flash)
+
+
+class _RenodeMachineView:
+    """The part of the engine's Machine API the keywords use (CPU state, virtual time)."""
+
+    def __init__(self, board: RenodeBoard) -> None:
+        self.board = board
+
+    def now_ns(self) -> int:
+        return self.board.now_ns()
+
+    def cpu_state(self) -> dict[str, int]:
+        cpu = self.board.cpu
+        out = {"pc": int(cpu.PC.RawValue)}
+        for name in ("LR", "SP"):
+            try:
+                out[name.lower()] = int(cpu.GetRegisterUnsafe(name).RawValue)
+            except Exception:  # noqa: BLE001 - names differ between Renode versions
+                pass
+        return out
+
+
+class _RenodeUsart:
+    """USART1 of Renode seen through our Usart's host-side API (TX listeners, RX injection)."""
+
+    def __init__(self, usart: Any, uart_log: Any, now_ns: Any) -> None:
+        from System import Action, Byte  # type: ignore[import-not-found]
+
+        from h743sim.renode.bridge import guarded
+
+        self.usart = usart
+        self._listeners: list[Any] = [lambda b: uart_log.feed(b, now_ns())]
+        self._handler = Action[Byte](guarded("usart1 TX", lambda b: [cb(int(b)) for cb in self._listeners]))
+        usart.CharReceived += self._handler
+
+    def on_tx(self, callback: Any) -> None:
+        self._listeners.append(callback)
+
+    def inject_rx(self, data: bytes) -> None:
+        for b in data:
+            self.usart.WriteChar(b)
 
 
 class _RenodeGpioPort:

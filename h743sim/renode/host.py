@@ -7,7 +7,8 @@
 | set_irq | ``sysbus.nvic.OnGPIO(n, level)`` |
 | map_memory | a ``Memory.MappedMemory`` created from a platform string, filled from the model's buffer with ``WriteBytes`` (ctypes + ``Marshal.Copy``), registered/unregistered on the system bus |
 | invalidate | copy the changed range again with ``WriteBytes`` (Renode drops stale translated code) |
-| watch_reads / on_write | ``sysbus.AddWatchpointHook`` per address of the watched words |
+| watch_reads | ``sysbus.AddWatchpointHook`` per address of the watched words |
+| on_write | NOT delivered: CPU stores into a window land in Renode's MappedMemory (Renode offers write hooks only per address), so programming the internal flash through the FLASH model does not work on Renode yet; the QSPI window has no writes |
 | bus_error | logged; Renode's bus has no way for a peripheral to fail an access (documented limit) |
 | power_off | ``emulation.PauseAll()`` from the host thread after the current quantum |
 """
@@ -61,7 +62,7 @@ class RenodeHost:
     # -- time -----------------------------------------------------------------------------
     def now_ns(self) -> int:
         self.board.cpu.SyncTime()
-        return _interval_ns(self.board.machine.ElapsedVirtualTime.TimeElapsed)
+        return _interval_ns(self.board.rmachine.ElapsedVirtualTime.TimeElapsed)
 
     def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> _RenodeTimer:
         from Antmicro.Renode.Time import TimeInterval  # type: ignore[import-not-found]
@@ -78,7 +79,7 @@ class RenodeHost:
         action = Action[TimeInterval](guarded(f"{self.name} timer {name}", fire))
         self._keep.append(action)
         us = max(1, math.ceil(delay_ns / 1000))
-        self.board.machine.ScheduleAction(TimeInterval.FromMicroseconds(us), action, name or self.name)
+        self.board.rmachine.ScheduleAction(TimeInterval.FromMicroseconds(us), action, name or self.name)
         return timer
 
     # -- interrupts -------------------------------------------------------------------------
