@@ -60,8 +60,16 @@ class Dwt(Peripheral):
         ctrl.field(16, 1, "EXCTRCENA").field(17, 1, "CPIEVTENA").field(18, 1, "EXCEVTENA")
         ctrl.field(19, 1, "SLEEPEVTENA").field(20, 1, "LSUEVTENA").field(21, 1, "FOLDEVTENA")
         ctrl.field(22, 1, "CYCEVTENA")
-        self.regs.define(0x004, "CYCCNT", access=Access.RW, on_read=lambda _v: self.cyccnt(), on_write=self._cyccnt_written)
-        for offset, name in ((0x008, "CPICNT"), (0x00C, "EXCCNT"), (0x010, "SLEEPCNT"), (0x014, "LSUCNT"), (0x018, "FOLDCNT")):
+        self.regs.define(
+            0x004, "CYCCNT", access=Access.RW, on_read=lambda _v: self.cyccnt(), on_write=self._cyccnt_written
+        )
+        for offset, name in (
+            (0x008, "CPICNT"),
+            (0x00C, "EXCCNT"),
+            (0x010, "SLEEPCNT"),
+            (0x014, "LSUCNT"),
+            (0x018, "FOLDCNT"),
+        ):
             self.regs.define(offset, name, access=Access.RW)
         self.regs.define(0x01C, "PCSR", access=Access.RO)
         for n in range(4):
@@ -125,7 +133,9 @@ class Itm(Peripheral):
         self.on_char: Callable[[int, int], None] | None = None
         self.output: dict[int, bytearray] = {}
         for port in range(32):
-            self.regs.define(4 * port, f"STIM{port}", access=Access.RW, on_read=lambda _v: 1, on_write=self._stim(port))
+            self.regs.define(
+                4 * port, f"STIM{port}", access=Access.RW, on_read=lambda _v: 1, on_write=self._stim(port)
+            )
         self.regs.define(0xE00, "TER", access=Access.RW)
         self.regs.define(0xE40, "TPR").field(0, 4, "PRIVMASK")
         tcr = self.regs.define(0xE80, "TCR")

@@ -62,7 +62,9 @@ class AddressDecoder:
         elif self._fallback is not None:
             self._fallback.write(offset, size, value)
         else:
-            self._log_once("w", offset, f"{self.name}: write {value:#x} to unmodelled offset {offset:#x} ignored")
+            self._log_once(
+                "w", offset, f"{self.name}: write {value:#x} to unmodelled offset {offset:#x} ignored"
+            )
 
     def reset(self) -> None:
         for s in self._slots:

@@ -17,8 +17,10 @@ changes below therefore pass through privileged thread mode in a fixed order.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,13 +146,33 @@ class ExceptionUnit:
         self._fp = RegisterBatch(uc, _FP_REGS)
         self._frame_regs = RegisterBatch(uc, _FRAME_INT_REGS)
         self._masks = RegisterBatch(uc, _MASK_REGS)
+        self._stacks = RegisterBatch(uc, (arm.UC_ARM_REG_MSP, arm.UC_ARM_REG_PSP))
         #: exceptions taken since reset (diagnostics and tests)
         self.entries = 0
 
     # -- priorities --------------------------------------------------------------------------
     def masks(self) -> tuple[int, int, int]:
-        p, b, f = self._masks.read()
+        p, b, f = self._privileged_read(self._masks)
         return p, b, f
+
+    def _privileged_read(self, batch: RegisterBatch) -> list[int]:
+        with self.privileged():
+            return batch.read()
+
+    @contextlib.contextmanager
+    def privileged(self) -> Iterator[None]:
+        """Access special registers, which unicorn reads as 0 and ignores writes to from
+        unprivileged thread mode, by passing through handler mode (the SP banking follows)."""
+        uc = self._uc
+        if uc.reg_read(arm.UC_ARM_REG_IPSR) or not uc.reg_read(arm.UC_ARM_REG_CONTROL) & CONTROL_NPRIV:
+            yield
+            return
+        uc.reg_write(arm.UC_ARM_REG_IPSR, 1)
+        try:
+            yield
+        finally:
+            uc.reg_write(arm.UC_ARM_REG_IPSR, 0)
+            self._refresh_flags()
 
     def execution_priority(self, *, with_primask: bool = True) -> int:
         p, b, f = self.masks()
@@ -169,7 +191,9 @@ class ExceptionUnit:
         if exc is None:
             return False
         unmasked = self.nvic.execution_priority(0, 0, 0)
-        return self.nvic.can_preempt(exc, unmasked) and not self.nvic.can_preempt(exc, self.execution_priority())
+        return self.nvic.can_preempt(exc, unmasked) and not self.nvic.can_preempt(
+            exc, self.execution_priority()
+        )
 
     def wakes_from_sleep(self) -> bool:
         """WFI wake-up: a pending exception that would preempt if PRIMASK were clear."""
@@ -190,6 +214,8 @@ class ExceptionUnit:
             if vector is None:
                 raise Lockup("HardFault vector unreadable", return_address)
         st = _EntryState(*self._entry.read())
+        if st.ipsr == 0 and st.control & CONTROL_NPRIV:
+            st.msp, st.psp = self._privileged_read(self._stacks)
         fpca = bool(st.control & CONTROL_FPCA)
         thread = st.ipsr == 0
         use_psp = thread and bool(st.control & CONTROL_SPSEL)
@@ -260,7 +286,13 @@ class ExceptionUnit:
 
     def _check_hardfault_possible(self, pc: int, what: str) -> None:
         if not self.nvic.can_preempt(HARDFAULT, self.execution_priority()):
-            active = "HardFault" if HARDFAULT in self.nvic.active else "NMI" if NMI in self.nvic.active else "FAULTMASK"
+            active = (
+                "HardFault"
+                if HARDFAULT in self.nvic.active
+                else "NMI"
+                if NMI in self.nvic.active
+                else "FAULTMASK"
+            )
             raise Lockup(f"{what} while {active} is active/set: lockup", pc)
 
     def _vector(self, exc: int) -> int | None:

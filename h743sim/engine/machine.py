@@ -6,6 +6,12 @@ a reset was requested); between slices the engine runs due events, takes pending
 applies faults. Virtual time is core cycles (one per instruction, plus sleep and provably idle
 polling) at the clock ``cpu_hz()`` returns, re-read at every slice boundary.
 
+Idle time is skipped, never executed: WFI/WFE sleep, a branch-to-self (``b .``) found at a slice
+end, and firmware proven to be just polling one register (:mod:`h743sim.engine.polling`) all jump
+to the next event. While an interrupt waits only for PRIMASK/BASEPRI, slices end right after the
+unmasking instruction when it can be found ahead (:mod:`h743sim.engine.unmask_scan`), else the
+core is stepped finely so the interrupt is taken where hardware would take it.
+
 Rules from EMULATION.md §2 that shape it: ``emu_stop()`` is never used to end a slice from an
 MMIO callback for an access that completed (the access would run again) - the slice's
 instruction budget is lowered instead (:mod:`h743sim.engine.counter`); ``emu_stop()`` is used only
@@ -24,7 +30,7 @@ from unicorn import arm_const as arm
 from unicorn import unicorn_const as ucc
 
 from h743sim.engine.clock import VirtualClock
-from h743sim.engine.counter import InstructionCounter
+from h743sim.engine.counter import FaultAddress, InstructionCounter
 from h743sim.engine.cpu import CoreRegisters, create_cortex_m7
 from h743sim.engine.debug import CoreDebug, Dwt, Itm
 from h743sim.engine.decoder import AddressDecoder
@@ -32,13 +38,13 @@ from h743sim.engine.exceptions import ExceptionUnit, FaultKind, Lockup
 from h743sim.engine.memory import BusModel, MemoryMap
 from h743sim.engine.model_host import ModelHost
 from h743sim.engine.mpu import Mpu
-from h743sim.engine.native import HOOK_INSN_INVALID_CFUNC, HOOK_INTR_CFUNC, NativeHooks
+from h743sim.engine.native import HOOK_CODE_CFUNC, HOOK_INSN_INVALID_CFUNC, HOOK_INTR_CFUNC, NativeHooks
 from h743sim.engine.nvic import SYSTICK, Nvic
 from h743sim.engine.polling import PollDetector
 from h743sim.engine.scb import Scb
 from h743sim.engine.stop import EngineError, StopKind, StopReason
 from h743sim.engine.systick import SysTick
-from h743sim.engine.unmask_watch import UnmaskWatch
+from h743sim.engine.unmask_scan import SCAN_BYTES, instructions_until_unmask
 from peripherals.host import Timer
 from peripherals.standalone_host import EventQueue
 
@@ -46,8 +52,13 @@ log = logging.getLogger("h743sim.engine")
 
 DEFAULT_CPU_HZ = 64_000_000  # HSI after reset
 DEFAULT_BOOT_ADDRESS = 0x08000000  # BOOT_ADD0 factory value (FACTS.md G.1)
-DEFAULT_MAX_SLICE = 1_000_000  # instructions; bounds how late until() is noticed
-MASKED_PENDING_SLICE = 1_000  # while an interrupt waits for CPSIE/BASEPRI: check this often
+DEFAULT_MAX_SLICE = 200_000  # instructions; bounds how late until() is noticed
+# while an interrupt waits for CPSIE/MSR and none is in sight on the straight-line path: single
+# steps first, then slices of 16, 32, ... 4096 instructions
+MASKED_SINGLE_STEPS = 256
+MASKED_SLICE_MIN = 16
+MASKED_SLICE_MAX = 4096
+MAX_RESETS_PER_BOUNDARY = 100
 NUM_IRQS = 150
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x00100000
@@ -64,6 +75,9 @@ _INTR_FAULTS = {
 }
 _WFI_T1, _WFE_T1, _YIELD_T1 = 0xBF30, 0xBF20, 0xBF10
 _WFI_T2, _WFE_T2, _YIELD_T2 = 0x8003F3AF, 0x8002F3AF, 0x8001F3AF  # as little-endian words
+_SELF_BRANCH_T2, _SELF_BRANCH_T4 = 0xE7FE, 0xBFFEF7FF  # b.n . / b.w .
+# unicorn reads these as 0 (and ignores writes) in unprivileged thread mode
+_PRIVILEGED_REGISTERS = frozenset({"msp", "psp", "primask", "basepri", "faultmask"})
 
 
 def _execute_never(address: int) -> bool:
@@ -89,18 +103,18 @@ class _CycleTimer:
         m = self._machine
         delay = m.clock.ns_at(self.cycle) - m.now_ns()
         self._event = m.schedule(max(0, delay), self._fire, self._name)
-        m._cycle_timers.add(self)
+        m._cycle_timers[self] = None
 
     def _fire(self) -> None:
         self._done = True
-        self._machine._cycle_timers.discard(self)
+        self._machine._cycle_timers.pop(self, None)
         self._callback()
 
     def cancel(self) -> None:
         self._done = True
         if self._event is not None:
             self._event.cancel()
-        self._machine._cycle_timers.discard(self)
+        self._machine._cycle_timers.pop(self, None)
 
     @property
     def pending(self) -> bool:
@@ -123,11 +137,13 @@ class Machine:
         self.max_slice = max_slice
         self.uc = create_cortex_m7()
         self.counter = InstructionCounter(self.uc)
+        self._fault_address = FaultAddress(self.uc)
         self.registers = CoreRegisters(self.uc)
         self.events = EventQueue()
         self.clock = VirtualClock(self._cpu_hz())
         self.memory = MemoryMap(self.uc, self)
-        self._cycle_timers: set[_CycleTimer] = set()
+        # insertion-ordered (a set would re-arm in address order: not deterministic)
+        self._cycle_timers: dict[_CycleTimer, None] = {}
 
         self.nvic = Nvic(self.host_for("nvic"), num_irqs)
         self.nvic.on_change = self._exception_state_changed
@@ -150,12 +166,10 @@ class Machine:
         self.memory.add_mmio("ppb", PPB_BASE, PPB_SIZE, ppb)
 
         self.exceptions = ExceptionUnit(self.uc, self.memory, self.nvic, self.scb)
-        self._poll = PollDetector(self.registers.snapshot, lambda: self.instructions_executed)
+        self._poll = PollDetector(self.registers.snapshot)
         self._native = NativeHooks(self.uc)
         self._native.add(ucc.UC_HOOK_INTR, HOOK_INTR_CFUNC(self._on_interrupt))
         self._native.add(ucc.UC_HOOK_INSN_INVALID, HOOK_INSN_INVALID_CFUNC(self._on_invalid_instruction))
-        self._unmask = UnmaskWatch(self.uc, self._unmask_executed)
-        self.memory.on_code_page = self._unmask.scan
 
         #: called (no arguments) after every reset, before SP/PC are fetched (board-level reset)
         self.reset_hooks: list[Callable[[], None]] = []
@@ -167,6 +181,9 @@ class Machine:
         self.reset_count = 0
         self.idle_cycles = 0
 
+        self._breakpoints: dict[int, int] = {}
+        self._breakpoint_hook = HOOK_CODE_CFUNC(self._on_breakpoint)
+        self._breakpoint_skip: int | None = None
         self._running = False
         self._cycles = 0
         self._instructions = 0
@@ -174,10 +191,12 @@ class Machine:
         self._slice_extra_cycles = 0
         self._slice_instructions_before = 0
         self._deadline_ns: int | None = None
+        self._skip_target = False  # is there an event or deadline idle polling could jump to?
         self._clear_run_state()
 
     def _clear_run_state(self) -> None:
-        self._sleeping = False
+        self._idle_mode: str | None = None
+        self._masked_streak = 0
         self._event_register = False
         self._boundary_requested = False
         self._requested: str | None = None
@@ -187,8 +206,9 @@ class Machine:
         self._error: tuple[BaseException, str] | None = None
         self._pending_fault: tuple[FaultKind, int | None, str] | None = None
         self._breakpoint: int | None = None
-        self._invalid_instruction = False
-        self._last_hint_pc: int | None = None
+        self._invalid: tuple[FaultKind, int] | None = None
+        self._wfe_sleep = False
+        self._last_hint: tuple[int, int] | None = None
 
     # -- building the board --------------------------------------------------------------------
     def host_for(self, name: str, irq_offset: int = 0) -> ModelHost:
@@ -224,6 +244,7 @@ class Machine:
         """Run ``callback`` ``delay_ns`` of virtual time from now (at a slice boundary)."""
         self.events.now = max(self.events.now, self.now_ns())
         event = self.events.schedule(delay_ns, callback, name)
+        self._skip_target = True
         if self._running:
             self._end_slice_at_ns(event.when)
         return event
@@ -247,11 +268,6 @@ class Machine:
 
     def _exception_state_changed(self) -> None:
         self._request_boundary()
-
-    def _unmask_executed(self) -> None:
-        # CPSIE / MSR PRIMASK|BASEPRI|FAULTMASK is executing: take what it unmasks right after it
-        if self.nvic.pending:
-            self._request_boundary()
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Make :meth:`run` return (after the current instruction when called from a callback)."""
@@ -277,7 +293,8 @@ class Machine:
 
     # -- BusListener (memory map callbacks) ----------------------------------------------------
     def mmio_read(self, address: int, value: int) -> None:
-        if self._poll.read(address, value):
+        # idle polling can only be skipped towards something: an event or the run's deadline
+        if self._skip_target and self._poll.read(address, value):
             self._fast_forward()
 
     def mmio_write(self, address: int) -> None:
@@ -325,8 +342,10 @@ class Machine:
             if intno == EXCP_EXCEPTION_EXIT:
                 back_to_thread = self.exceptions.exception_return(pc | 1)
                 if back_to_thread and self.scb.sleep_on_exit:
-                    self._sleeping = True
+                    self._idle_mode = "wfi"
                     self._request_boundary()
+                elif self.exceptions.blocked_by_mask():
+                    self._request_boundary()  # now only a mask holds it back: watch for the unmask
             elif intno == EXCP_SWI:
                 self.exceptions.take_svc(pc)
                 self._log_entry()
@@ -349,8 +368,61 @@ class Machine:
             self.callback_error(exc, f"CPU exception {intno}")
 
     def _on_invalid_instruction(self, _h: Any, _u: Any) -> bool:
-        self._invalid_instruction = True
-        return True  # unicorn stops either way; handled at the boundary
+        """UDF/undefined encodings, a clear Thumb bit, and the WFE/YIELD hints all land here.
+
+        Returning True resumes at PC: right for the hints (PC is already past them), an endless
+        loop for the others (PC is on them), which therefore return False and become faults.
+        A second call at the same PC one instruction later means the bytes before PC only
+        looked like a hint.
+        """
+        try:
+            pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+            if not self.uc.reg_read(arm.UC_ARM_REG_XPSR) & (1 << 24):
+                self._invalid = (FaultKind.INVSTATE, pc)
+                return False
+            counter = self.counter.counter
+            if self._last_hint != (pc, counter - 1):
+                if self._follows(_WFE_T1, _WFE_T2):
+                    self._last_hint = (pc, counter)
+                    if self._event_register:
+                        self._event_register = False
+                    else:
+                        self._wfe_sleep = True
+                        self._request_boundary()
+                    return True
+                if self._follows(_YIELD_T1, _YIELD_T2):
+                    self._last_hint = (pc, counter)
+                    return True
+            self._invalid = (FaultKind.UNDEFINED, pc)
+            return False
+        except BaseException as exc:
+            self.callback_error(exc, "invalid-instruction hook")
+            return False
+
+    # -- breakpoints -----------------------------------------------------------------------------
+    def add_breakpoint(self, address: int) -> None:
+        """Stop :meth:`run` (``StopKind.BREAKPOINT``) before the instruction at ``address`` runs.
+
+        A bounded code hook, so flash stays untouched; each breakpoint adds a little to every
+        instruction's cost, keep them few.
+        """
+        address &= 0xFFFFFFFE
+        if address not in self._breakpoints:
+            self._breakpoints[address] = self._native.add(
+                ucc.UC_HOOK_CODE, self._breakpoint_hook, address, address
+            )
+
+    def remove_breakpoint(self, address: int) -> None:
+        hook = self._breakpoints.pop(address & 0xFFFFFFFE, None)
+        if hook is not None:
+            self._native.delete(hook)
+
+    def _on_breakpoint(self, _h: Any, address: int, _size: int, _u: Any) -> None:
+        if address == self._breakpoint_skip:
+            self._breakpoint_skip = None  # resuming from this breakpoint: let it run once
+            return
+        self._breakpoint = address
+        self.uc.emu_stop()
 
     # -- reset ---------------------------------------------------------------------------------
     def reset(self, boot_address: int = DEFAULT_BOOT_ADDRESS) -> None:
@@ -402,13 +474,15 @@ class Machine:
             raise ValueError(f"max_instructions must not be negative, got {max_instructions}")
         self._deadline_ns = None if max_ns is None else self.now_ns() + int(max_ns)
         limit = None if max_instructions is None else self._instructions + int(max_instructions)
+        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        self._breakpoint_skip = pc if pc in self._breakpoints else None
         try:
             while True:
                 stop = self._boundary(until)
                 if stop is not None:
                     return stop
-                if self._sleeping:
-                    stop = self._sleep()
+                if self._idle_mode is not None:
+                    stop = self._idle()
                     if stop is not None:
                         return stop
                     continue
@@ -419,26 +493,34 @@ class Machine:
         finally:
             self._deadline_ns = None
 
-    def _stop(self, kind: StopKind, message: str, error: BaseException | None = None, **details: Any) -> StopReason:
+    def _stop(
+        self, kind: StopKind, message: str, error: BaseException | None = None, **details: Any
+    ) -> StopReason:
         return StopReason(kind, message, self.now_ns(), self._instructions, self.cpu_state(), error, details)
 
     def _boundary(self, until: Callable[[], bool] | None) -> StopReason | None:
         self.memory.restore_windows()
+        for _ in range(MAX_RESETS_PER_BOUNDARY):
+            stop = self._pending_stop()
+            if stop is not None:
+                return stop
+            if self._reset_request is not None:
+                try:
+                    self._system_reset(self._reset_request)
+                except EngineError as exc:
+                    return self._stop(StopKind.ERROR, str(exc), exc)
+            if self.clock.set_hz(self._cpu_hz(), self._cycles):
+                for timer in list(self._cycle_timers):
+                    timer.arm()
+            self.events.now = max(self.events.now, self.now_ns())
+            self.events.run_due()
+            if self._reset_request is None:  # else an event asked for another reset
+                break
+        else:
+            return self._stop(StopKind.ERROR, "system reset requested again and again at the same instant")
         stop = self._pending_stop()
         if stop is not None:
             return stop
-        if self._reset_request is not None:
-            self._system_reset(self._reset_request)
-        if self.clock.set_hz(self._cpu_hz(), self._cycles):
-            for timer in list(self._cycle_timers):
-                timer.arm()
-        self.events.now = max(self.events.now, self.now_ns())
-        self.events.run_due()
-        stop = self._pending_stop()
-        if stop is not None:
-            return stop
-        if self._reset_request is not None:
-            return None  # an event asked for a reset: handle it first
         if until is not None and until():
             return self._stop(StopKind.CONDITION, "until() condition met")
         try:
@@ -459,7 +541,7 @@ class Machine:
             return self._stop(StopKind.POWER_OFF, self._power_off)
         if self._breakpoint is not None:
             pc, self._breakpoint = self._breakpoint, None
-            return self._stop(StopKind.BREAKPOINT, f"BKPT at {pc:#010x}", pc=pc)
+            return self._stop(StopKind.BREAKPOINT, f"breakpoint at {pc:#010x}", pc=pc)
         if self._requested is not None:
             reason, self._requested = self._requested, None
             return self._stop(StopKind.REQUESTED, reason)
@@ -483,7 +565,7 @@ class Machine:
             pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
 
     def _after_entry(self) -> None:
-        self._sleeping = False
+        self._idle_mode = None
         self._event_register = True
         self._log_entry()
 
@@ -508,8 +590,28 @@ class Machine:
         if next_event is not None:
             budget = min(budget, max(1, self.clock.cycles_at(next_event) - now))
         if self.exceptions.blocked_by_mask():
-            budget = min(budget, MASKED_PENDING_SLICE)
+            budget = min(budget, self._masked_budget())
+        else:
+            self._masked_streak = 0
         return budget
+
+    def _masked_budget(self) -> int:
+        """Slice length while a pending interrupt waits only for PRIMASK/BASEPRI/FAULTMASK.
+
+        Straight-line code is decoded to end the slice right after the unmasking instruction.
+        Otherwise the core is stepped one instruction at a time for the first
+        ``MASKED_SINGLE_STEPS`` boundaries (critical sections are short), then in growing slices.
+        """
+        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        code = self.memory.cpu_read(pc, SCAN_BYTES) or self.memory.cpu_read(pc, 16)
+        ahead = instructions_until_unmask(code) if code else None
+        streak = self._masked_streak
+        self._masked_streak += 1
+        if ahead is not None:
+            return ahead
+        if streak < MASKED_SINGLE_STEPS:
+            return 1
+        return min(MASKED_SLICE_MAX, MASKED_SLICE_MIN << min(streak - MASKED_SINGLE_STEPS, 16))
 
     def _run_slice(self, budget: int) -> None:
         pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
@@ -517,7 +619,7 @@ class Machine:
         self._slice_extra_cycles = 0
         self._slice_instructions_before = self._instructions
         self._boundary_requested = False
-        self._invalid_instruction = False
+        self._skip_target = self._deadline_ns is not None or self.events.next_time() is not None
         error: UcError | None = None
         self._running = True
         try:
@@ -532,13 +634,15 @@ class Machine:
         self.memory.restore_windows()
         if self._error is not None or self._lockup is not None:
             return
-        if executed > 1:
-            self._last_hint_pc = None  # progress since the last WFE/YIELD stop
-        if self._invalid_instruction or (error is not None and error.errno == ucc.UC_ERR_EXCEPTION):
-            self._invalid_instruction = False
-            self._handle_invalid_instruction()
+        if self._invalid is not None:
+            kind, pc = self._invalid
+            self._invalid = None
+            self._fault(kind, pc)
         elif error is not None:
             self._handle_memory_error(error)
+        elif self._wfe_sleep:
+            self._wfe_sleep = False
+            self._wait_for_interrupt()
         elif (
             self.counter.counter <= self.counter.limit  # stopped by the core, not by the budget
             and not self._boundary_requested
@@ -547,6 +651,18 @@ class Machine:
             and self._follows(_WFI_T1, _WFI_T2)
         ):
             self._wait_for_interrupt()
+        elif self.counter.counter > self.counter.limit and self._at_self_branch():
+            # "b ." changes nothing until an exception is taken: skip its cycles like a sleep
+            self._idle_mode = "spin"
+
+    def _at_self_branch(self) -> bool:
+        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        code = self.memory.cpu_read(pc, 4) or self.memory.cpu_read(pc, 2)
+        if code is None:
+            return False
+        return int.from_bytes(code[:2], "little") == _SELF_BRANCH_T2 or (
+            len(code) == 4 and int.from_bytes(code, "little") == _SELF_BRANCH_T4
+        )
 
     def _follows(self, t1: int, t2: int) -> bool:
         """True when the instruction just before PC is the given 16-bit or 32-bit encoding."""
@@ -559,40 +675,23 @@ class Machine:
 
     def _wait_for_interrupt(self) -> None:
         if not self.exceptions.wakes_from_sleep():
-            self._sleeping = True
-
-    def _handle_invalid_instruction(self) -> None:
-        """UDF/undefined encodings, Thumb bit clear, and the WFE/YIELD hints all stop unicorn here."""
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
-        if not self.uc.reg_read(arm.UC_ARM_REG_XPSR) & (1 << 24):
-            self._fault(FaultKind.INVSTATE, pc)
-            return
-        # hints leave PC after themselves, undefined instructions on themselves; a second stop at
-        # the same PC without progress means the bytes before it only looked like a hint
-        if pc != self._last_hint_pc:
-            if self._follows(_WFE_T1, _WFE_T2):
-                self._last_hint_pc = pc
-                if self._event_register:
-                    self._event_register = False
-                else:
-                    self._wait_for_interrupt()
-                return
-            if self._follows(_YIELD_T1, _YIELD_T2):
-                self._last_hint_pc = pc
-                return
-        self._last_hint_pc = None
-        self._fault(FaultKind.UNDEFINED, pc)
+            self._idle_mode = "wfi"
 
     def _handle_memory_error(self, error: UcError) -> None:
         pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         code = error.errno
         info = self.memory.last_fault
         self.memory.last_fault = None
-        address = info.address if info is not None else None
+        address = info.address if info is not None else self._fault_address.read()
         if code in (ucc.UC_ERR_FETCH_UNMAPPED, ucc.UC_ERR_FETCH_PROT):
             kind = FaultKind.MEM_FETCH if _execute_never(pc) else FaultKind.BUS_FETCH
             self._fault(kind, pc)
-        elif code in (ucc.UC_ERR_READ_UNMAPPED, ucc.UC_ERR_WRITE_UNMAPPED, ucc.UC_ERR_READ_PROT, ucc.UC_ERR_WRITE_PROT):
+        elif code in (
+            ucc.UC_ERR_READ_UNMAPPED,
+            ucc.UC_ERR_WRITE_UNMAPPED,
+            ucc.UC_ERR_READ_PROT,
+            ucc.UC_ERR_WRITE_PROT,
+        ):
             self._fault(FaultKind.BUS_DATA, pc, address)
         elif code in (ucc.UC_ERR_READ_UNALIGNED, ucc.UC_ERR_WRITE_UNALIGNED, ucc.UC_ERR_FETCH_UNALIGNED):
             self._fault(FaultKind.UNALIGNED, pc)
@@ -608,20 +707,28 @@ class Machine:
         except Lockup as lockup:
             self._lockup = lockup
 
-    def _sleep(self) -> StopReason | None:
-        if self.exceptions.wakes_from_sleep():
-            self._sleeping = False
+    def _idle(self) -> StopReason | None:
+        """The core sleeps (WFI/WFE) or spins on ``b .``: jump to what can change that."""
+        if self._idle_mode == "wfi":
+            woken = self.exceptions.wakes_from_sleep()
+        else:
+            woken = self.exceptions.deliverable() is not None
+        if woken:
+            self._idle_mode = None
             return None
         next_event = self.events.next_time()
+        what = "WFI" if self._idle_mode == "wfi" else "a branch-to-self loop"
         if next_event is None and self._deadline_ns is None:
-            return self._stop(StopKind.SLEEPING, "WFI with no pending interrupt and nothing scheduled to raise one")
+            return self._stop(
+                StopKind.SLEEPING, f"core idle in {what} with nothing pending or scheduled to wake it"
+            )
         target_ns = min(t for t in (next_event, self._deadline_ns) if t is not None)
         target = self.clock.cycles_at(target_ns)
         if target > self._cycles:
             self.idle_cycles += target - self._cycles
             self._cycles = target
         if next_event is None or (self._deadline_ns is not None and self._deadline_ns < next_event):
-            return self._stop(StopKind.TIMEOUT, "max_ns of virtual time elapsed (core asleep)")
+            return self._stop(StopKind.TIMEOUT, f"max_ns of virtual time elapsed (core idle in {what})")
         return None
 
     # -- inspection ----------------------------------------------------------------------------
@@ -638,12 +745,21 @@ class Machine:
         self.memory.host_write(address, data)
 
     def read_register(self, name: str) -> int:
+        """A core register by name (r0-r12, sp, lr, pc, xpsr, msp, psp, primask, control, s0, d0...)."""
+        if name.lower() in _PRIVILEGED_REGISTERS:
+            with self.exceptions.privileged():
+                return self.registers.read(name)
         return self.registers.read(name)
 
     def write_register(self, name: str, value: int) -> None:
         if self._running:
             raise EngineError("registers can only be written between runs")
-        self.registers.write(name, value)
+        if name.lower() in _PRIVILEGED_REGISTERS:
+            with self.exceptions.privileged():
+                self.registers.write(name, value)
+        else:
+            self.registers.write(name, value)
+        self._idle_mode = None  # the core may be somewhere else now: let it run
 
     def cpu_state(self) -> dict[str, int]:
         """PC, LR, SP, xPSR and the fault status registers, for error messages."""
@@ -662,7 +778,8 @@ class Machine:
 
     @property
     def sleeping(self) -> bool:
-        return self._sleeping
+        """True while the core waits in WFI/WFE or spins on a branch-to-self."""
+        return self._idle_mode is not None
 
     @property
     def locked_up(self) -> bool:

@@ -16,6 +16,10 @@ Measured facts this module is built on (unicorn 2.1.4, see also EMULATION.md §2
   boundary); the machine also ends the slice after the storing instruction.
 * ``mem_protect(NONE)`` on a window makes reads/writes/fetches fail with precise PCs.
 * ``ctl_remove_cache`` over a changed range makes execute-in-place coherent, also mid-run.
+* Any unbounded invalid-memory hook, and any ``UC_HOOK_MEM_READ`` hook even on a small range,
+  sends every load/store through unicorn's slow path (load/store code 100 -> 22-24 MIPS). So
+  there is no such hook (the machine reads the faulting address from unicorn instead), and a
+  :meth:`MemoryMap.watch_reads` costs that while it is installed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from unicorn import UcError
 from unicorn import unicorn_const as ucc
 
 from h743sim.engine.cpu import PAGE_SIZE
@@ -132,17 +135,8 @@ class MemoryMap:
         #: address of the MMIO/window access a model is serving right now (None between accesses)
         self.access_address: int | None = None
         self.last_fault: FaultInfo | None = None
-        #: called with (page, bytes or None) when a page first holds fetched code or its bytes change
-        self.on_code_page: Callable[[int, bytes | None], None] | None = None
+        # No unbounded invalid-memory hook: it would put every load/store on unicorn's slow path.
         self._hooks.add(ucc.UC_HOOK_TLB_FILL, HOOK_TLB_FILL_CFUNC(self._tlb_fill))
-        self._hooks.add(
-            ucc.UC_HOOK_MEM_READ_UNMAPPED
-            | ucc.UC_HOOK_MEM_WRITE_UNMAPPED
-            | ucc.UC_HOOK_MEM_FETCH_UNMAPPED
-            | ucc.UC_HOOK_MEM_READ_PROT
-            | ucc.UC_HOOK_MEM_FETCH_PROT,
-            HOOK_MEM_INVALID_CFUNC(self._invalid_access),
-        )
         self._flush_tlb()  # entries made before our fill hook existed
 
     # -- building the map --------------------------------------------------------------------
@@ -301,26 +295,6 @@ class MemoryMap:
         hi = min(1 << 32, base + size)
         if lo < hi:
             self._uc.ctl_remove_cache(lo, hi)
-            self._code_changed(lo, hi)
-
-    def _code_changed(self, lo: int, hi: int) -> None:
-        if self.on_code_page is None:
-            return
-        for page in sorted(p for p in self.code_pages if lo < p + PAGE_SIZE and p < hi):
-            self.on_code_page(page, self.code_bytes(page))
-
-    def code_bytes(self, page: int) -> bytes | None:
-        """The bytes of one page if it is RAM or a window (enabled or not), else None."""
-        r = self.region_at(page)
-        if r is None or not r.contains(page, PAGE_SIZE):
-            return None
-        if r.kind == "ram":
-            return bytes(self._uc.mem_read(page, PAGE_SIZE))
-        if r.kind == "window":
-            win = self.windows[r.name]
-            off = page - win.base
-            return bytes(win.buffer[off : off + PAGE_SIZE])
-        return None
 
     def _window_write_cb(self, win: Window) -> Callable:
         listener = self._listener
@@ -372,9 +346,7 @@ class MemoryMap:
             except BaseException as exc:
                 listener.callback_error(exc, f"read watch at {address:#010x}")
 
-        watch.hook = self._hooks.add(
-            ucc.UC_HOOK_MEM_READ, HOOK_MEM_ACCESS_CFUNC(cb), base, base + size - 1
-        )
+        watch.hook = self._hooks.add(ucc.UC_HOOK_MEM_READ, HOOK_MEM_ACCESS_CFUNC(cb), base, base + size - 1)
         self._watches.append(watch)
 
         def remove() -> None:
@@ -389,10 +361,7 @@ class MemoryMap:
     def _tlb_fill(self, _h: Any, vaddr: int, access: int, entry: Any, _u: Any) -> bool:
         page = vaddr & ~_PAGE_MASK & 0xFFFFFFFF
         if access == ucc.UC_MEM_FETCH:
-            if page not in self.code_pages:
-                self.code_pages.add(page)
-                if self.on_code_page is not None:
-                    self.on_code_page(page, self.code_bytes(page))
+            self.code_pages.add(page)
             perms = _PERM_RWX
         elif page in self.code_pages:
             perms = _PERM_RWX
@@ -401,21 +370,11 @@ class MemoryMap:
             for w in self.windows.values():
                 if w.base <= page < w.end:
                     perms = _PERM_RWX  # keeps window stores on the hooked slow path
-                    # The RWX entry also serves later fetches without a new fill, so a page first
-                    # touched by a data read (a literal pool) must be scanned as code now.
-                    if w.executable:
-                        self.code_pages.add(page)
-                        if self.on_code_page is not None:
-                            self.on_code_page(page, self.code_bytes(page))
                     break
         e = entry.contents
         e.paddr = page
         e.perms = perms
         return True
-
-    def _invalid_access(self, _h: Any, access: int, address: int, size: int, value: int, _u: Any) -> bool:
-        self.last_fault = FaultInfo(access, address & 0xFFFFFFFF, size)
-        return False
 
     def _flush_tlb(self) -> None:
         self._uc.ctl(ucc.UC_CTL_TLB_FLUSH, ucc.UC_CTL_IO_WRITE)
@@ -486,7 +445,6 @@ class MemoryMap:
             else:
                 _mmio_host_write(r, addr - r.base, piece)
             self._uc.ctl_remove_cache(addr, addr + chunk)
-            self._code_changed(addr, addr + chunk)
             addr += chunk
             pos += chunk
 
@@ -516,4 +474,4 @@ def _mmio_host_write(region: Region, offset: int, data: bytes) -> None:
         pos += size
 
 
-__all__ = ["BusListener", "BusModel", "FaultInfo", "MemoryMap", "Region", "UcError"]
+__all__ = ["BusListener", "BusModel", "FaultInfo", "MemoryMap", "Region"]

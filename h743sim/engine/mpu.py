@@ -23,12 +23,25 @@ class Mpu(Peripheral):
         self.regs.define(0x00, "TYPE", reset=REGIONS << 8, access=Access.RO)
         self.regs.define(0x04, "CTRL").field(0, 1, "ENABLE").field(1, 1, "HFNMIENA").field(2, 1, "PRIVDEFENA")
         self.regs.define(0x08, "RNR").field(0, 8, "REGION")
-        for suffix, rbar_off, rasr_off in (("", 0x0C, 0x10), ("_A1", 0x14, 0x18), ("_A2", 0x1C, 0x20), ("_A3", 0x24, 0x28)):
+        for suffix, rbar_off, rasr_off in (
+            ("", 0x0C, 0x10),
+            ("_A1", 0x14, 0x18),
+            ("_A2", 0x1C, 0x20),
+            ("_A3", 0x24, 0x28),
+        ):
             self.regs.define(
-                rbar_off, "RBAR" + suffix, access=Access.RW, on_read=self._read_rbar, on_write=self._write_rbar
+                rbar_off,
+                "RBAR" + suffix,
+                access=Access.RW,
+                on_read=self._read_rbar,
+                on_write=self._write_rbar,
             )
             self.regs.define(
-                rasr_off, "RASR" + suffix, access=Access.RW, on_read=self._read_rasr, on_write=self._write_rasr
+                rasr_off,
+                "RASR" + suffix,
+                access=Access.RW,
+                on_read=self._read_rasr,
+                on_write=self._write_rasr,
             )
 
     def write(self, offset: int, size: int, value: int) -> None:

@@ -93,15 +93,12 @@ class RegisterBatch:
         self._n = n
         self._ids = (ctypes.c_int * n)(*reg_ids)
         self._vals = (ctypes.c_uint64 * n)()
-        self._ptrs = (ctypes.c_void_p * n)(
-            *[ctypes.addressof(self._vals) + 8 * i for i in range(n)]
-        )
+        self._ptrs = (ctypes.c_void_p * n)(*[ctypes.addressof(self._vals) + 8 * i for i in range(n)])
 
     def read(self) -> list[int]:
-        for i in range(self._n):
-            self._vals[i] = 0
+        # 32-bit registers fill the low half of each zero-initialised 64-bit slot
         check(_uclib.uc_reg_read_batch(self._uch, self._ids, self._ptrs, self._n))
-        return [v & 0xFFFFFFFF for v in self._vals]
+        return list(self._vals)
 
     def write(self, values: Sequence[int]) -> None:
         for i, v in enumerate(values):

@@ -218,7 +218,9 @@ class Nvic(Peripheral):
             return value
         return value & ~((2 << self.prigroup) - 1) & 0xFF
 
-    def execution_priority(self, primask: int, basepri: int, faultmask: int, *, with_primask: bool = True) -> int:
+    def execution_priority(
+        self, primask: int, basepri: int, faultmask: int, *, with_primask: bool = True
+    ) -> int:
         prio = NO_PRIORITY
         for e in self.active:
             prio = min(prio, self.group_priority(self._priority[e]))

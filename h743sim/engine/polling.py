@@ -1,11 +1,11 @@
 """Recognises firmware that is provably just polling one MMIO register.
 
 The proof: the same register read returns the same value again and again, no other MMIO access
-happens in between, the same number of instructions separates the reads, and the integer
-registers (r0-r12, sp, lr, pc, xpsr) are identical at each read. Code that satisfies that is a
-loop whose state does not change until the register does, so virtual time can jump to the next
-event without changing what the firmware observes. The register snapshot is only taken once the
-cheap conditions hold, so ordinary code pays almost nothing.
+happens in between, and the integer registers (r0-r12, sp, lr, pc, xpsr) are identical at each
+read. Code that satisfies that is a loop whose state does not change until the register does, so
+virtual time can jump to the next event without changing what the firmware observes. The register
+snapshot is only taken once the cheap conditions hold, and less and less often in loops that
+turned out to change state (for example a timeout counter), so ordinary code pays almost nothing.
 """
 
 from __future__ import annotations
@@ -13,54 +13,63 @@ from __future__ import annotations
 from collections.abc import Callable
 
 STREAK_BEFORE_SNAPSHOT = 2  # identical reads before registers are compared
-CONFIRMATIONS = 2  # identical register snapshots needed
+CONFIRMATIONS = 2  # further identical register snapshots needed
+MAX_BACKOFF = 1024  # after a busy loop was seen, snapshot only every n-th identical read
 
 
 class PollDetector:
-    def __init__(self, snapshot: Callable[[], tuple[int, ...]], instructions: Callable[[], int]) -> None:
+    def __init__(self, snapshot: Callable[[], tuple[int, ...]]) -> None:
         self._snapshot = snapshot
-        self._instructions = instructions
-        self.reset()
+        self._backoff = 0
+        self._skip = 0
+        self._restart()
 
     def reset(self) -> None:
+        self._backoff = 0
+        self._skip = 0
+        self._restart()
+
+    def _restart(self) -> None:
         self._address = -1
         self._value = -1
         self._streak = 0
         self._regs: tuple[int, ...] | None = None
-        self._at = 0
-        self._gap = -1
         self._confirmed = 0
 
     def other_access(self) -> None:
         """Any MMIO write or window access breaks the pattern."""
         if self._streak:
-            self.reset()
+            self._restart()
         else:
             self._address = -1
 
     def read(self, address: int, value: int) -> bool:
         """An MMIO read completed; True when the firmware is provably idle-polling it."""
         if address != self._address or value != self._value:
+            if address != self._address:
+                self._backoff = self._skip = 0  # another register, another loop
+            self._restart()
             self._address = address
             self._value = value
-            self._streak = 0
-            self._regs = None
-            self._confirmed = 0
             return False
         self._streak += 1
         if self._streak < STREAK_BEFORE_SNAPSHOT:
             return False
+        if self._skip:
+            self._skip -= 1
+            return False
         regs = self._snapshot()
-        now = self._instructions()
-        gap = now - self._at
-        if self._regs is not None and regs == self._regs and gap == self._gap:
+        if self._regs is not None and regs == self._regs:
             self._confirmed += 1
         else:
+            if self._regs is not None:
+                # the loop changes state between reads: look again later, less and less often
+                self._backoff = min(MAX_BACKOFF, 2 * self._backoff or 1)
+                self._skip = self._backoff
             self._confirmed = 0
         self._regs = regs
-        self._gap = gap
-        self._at = now
         if self._confirmed >= CONFIRMATIONS:
-            self.reset()
+            self._backoff = 0
+            self._restart()
             return True
         return False

@@ -74,7 +74,14 @@ CACHE_OPS = {
     0xF74: "DCCISW",
     0xF78: "BPIALL",
 }
-M7_CONTROL = {0xF90: "ITCMCR", 0xF94: "DTCMCR", 0xF98: "AHBPCR", 0xF9C: "CACR", 0xFA0: "AHBSCR", 0xFA8: "ABFSR"}
+M7_CONTROL = {
+    0xF90: "ITCMCR",
+    0xF94: "DTCMCR",
+    0xF98: "AHBPCR",
+    0xF9C: "CACR",
+    0xFA0: "AHBSCR",
+    0xFA8: "ABFSR",
+}
 
 # CFSR bits (MMFSR 7:0, BFSR 15:8, UFSR 31:16)
 IACCVIOL, DACCVIOL, MUNSTKERR, MSTKERR, MLSPERR, MMARVALID = 1 << 0, 1 << 1, 1 << 3, 1 << 4, 1 << 5, 1 << 7
@@ -96,7 +103,15 @@ CFSR_BITS = (
 HFSR_VECTTBL, HFSR_FORCED, HFSR_DEBUGEVT = 1 << 1, 1 << 30, 1 << 31
 
 # SHCSR: (bit, exception) for the active and pended flags
-_SHCSR_ACTIVE = ((0, MEMMANAGE), (1, BUSFAULT), (3, USAGEFAULT), (7, SVCALL), (8, DEBUGMON), (10, PENDSV), (11, SYSTICK))
+_SHCSR_ACTIVE = (
+    (0, MEMMANAGE),
+    (1, BUSFAULT),
+    (3, USAGEFAULT),
+    (7, SVCALL),
+    (8, DEBUGMON),
+    (10, PENDSV),
+    (11, SYSTICK),
+)
 _SHCSR_PENDED = ((12, USAGEFAULT), (13, MEMMANAGE), (14, BUSFAULT), (15, SVCALL))
 _SHCSR_ENABLE = ((16, MEMMANAGE), (17, BUSFAULT), (18, USAGEFAULT))
 
@@ -131,7 +146,13 @@ class Scb(Peripheral):
         r.define(0x008, "ACTLR", access=Access.RW)
         r.define(0xD00, "CPUID", reset=CORTEX_M7_CPUID, access=Access.RO)
         icsr = r.define(0xD04, "ICSR", on_read=lambda _v: self._icsr_value(), on_write=self._icsr_written)
-        for bit, name in ((31, "NMIPENDSET"), (28, "PENDSVSET"), (27, "PENDSVCLR"), (26, "PENDSTSET"), (25, "PENDSTCLR")):
+        for bit, name in (
+            (31, "NMIPENDSET"),
+            (28, "PENDSVSET"),
+            (27, "PENDSVCLR"),
+            (26, "PENDSTSET"),
+            (25, "PENDSTCLR"),
+        ):
             icsr.field(bit, 1, name)
         self._live[0xD04] = self._icsr_value
         r.define(0xD08, "VTOR").field(7, 25, "TBLOFF")
@@ -171,7 +192,9 @@ class Scb(Peripheral):
                           (8, "MONRDY"), (30, "LSPEN"), (31, "ASPEN")):  # fmt: skip
             fpccr.field(bit, 1, name)
         r.define(0xF38, "FPCAR").field(3, 29, "ADDRESS")
-        r.define(0xF3C, "FPDSCR").field(22, 2, "RMode").field(24, 1, "FZ").field(25, 1, "DN").field(26, 1, "AHP")
+        r.define(0xF3C, "FPDSCR").field(22, 2, "RMode").field(24, 1, "FZ").field(25, 1, "DN").field(
+            26, 1, "AHP"
+        )
         for offset, name in CACHE_OPS.items():
             r.define(offset, name, access=Access.WO)
         for offset, name in M7_CONTROL.items():
@@ -189,7 +212,9 @@ class Scb(Peripheral):
         reg = self.regs.define(offset, name, on_write=on_write)
         for lane in range(4):
             if first_exc + lane in _CONFIGURABLE:
-                reg.field(8 * lane + (8 - _prio_bits(self.nvic)), _prio_bits(self.nvic), f"PRI_{first_exc + lane}")
+                reg.field(
+                    8 * lane + (8 - _prio_bits(self.nvic)), _prio_bits(self.nvic), f"PRI_{first_exc + lane}"
+                )
 
     # -- bus -------------------------------------------------------------------------------
     def write(self, offset: int, size: int, value: int) -> None:
@@ -299,7 +324,9 @@ class Scb(Peripheral):
     def nonbase_thread_enabled(self) -> bool:
         return bool(self.regs["CCR"]["NONBASETHRDENA"])
 
-    def record_fault(self, cfsr: int = 0, hfsr: int = 0, *, bfar: int | None = None, mmfar: int | None = None) -> None:
+    def record_fault(
+        self, cfsr: int = 0, hfsr: int = 0, *, bfar: int | None = None, mmfar: int | None = None
+    ) -> None:
         if cfsr:
             self.regs["CFSR"].set_bits(cfsr)
         if hfsr:

@@ -32,12 +32,18 @@ class StopReason:
     @property
     def ok(self) -> bool:
         """True for the stops a caller asks for (condition, request, time or instruction budget)."""
-        return self.kind in (StopKind.CONDITION, StopKind.REQUESTED, StopKind.TIMEOUT, StopKind.INSTRUCTION_LIMIT)
+        return self.kind in (
+            StopKind.CONDITION,
+            StopKind.REQUESTED,
+            StopKind.TIMEOUT,
+            StopKind.INSTRUCTION_LIMIT,
+        )
 
     def __str__(self) -> str:
         regs = " ".join(f"{k}={v:#010x}" for k, v in self.cpu.items())
-        return f"{self.kind.value} at {self.time_ns} ns after {self.instructions} instructions: {self.message}" + (
-            f" [{regs}]" if regs else ""
+        return (
+            f"{self.kind.value} at {self.time_ns} ns after {self.instructions} instructions: {self.message}"
+            + (f" [{regs}]" if regs else "")
         )
 
 

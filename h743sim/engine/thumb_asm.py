@@ -33,9 +33,7 @@ def assemble(source: str, base: int = 0x08000000) -> bytes:
         src, obj, elf, binary = d / "prog.s", d / "prog.o", d / "prog.elf", d / "prog.bin"
         src.write_text(PREAMBLE + source + "\n")
         script = d / "link.ld"
-        script.write_text(
-            f"SECTIONS {{ . = {base:#x}; .text : {{ *(.text*) *(.rodata*) *(.data*) }} }}\n"
-        )
+        script.write_text(f"SECTIONS {{ . = {base:#x}; .text : {{ *(.text*) *(.rodata*) *(.data*) }} }}\n")
         _run(["arm-none-eabi-as", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-o", str(obj), str(src)])
         _run(["arm-none-eabi-ld", "-T", str(script), "-o", str(elf), str(obj)])
         _run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(binary)])
