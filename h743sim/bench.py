@@ -236,3 +236,12 @@ def bench_dfu(
         f"  target >= {DFU_TARGET_KIB_PER_S:.0f} KiB/s wall-clock: {verdict} ({rate / DFU_TARGET_KIB_PER_S:.0%})"
     )
     return lines
+
+
+def bench_cpu() -> list[str]:
+    """Emulation speed: a compute-bound loop, a load/store loop and MMIO-polling loops (MIPS)."""
+    from h743sim.engine import bench as engine_bench
+
+    lines = ["CPU (embedded engine, deterministic count= slices; figures vary with machine load):"]
+    lines += [f"  {result}" for result in engine_bench.run_all()]
+    return lines
