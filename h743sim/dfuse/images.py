@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from h743sim.dfuse.dfufile import BCD_DFUSE, DfuFile, DfuFileError, RawDfuFile, parse_dfu_bytes, split_suffix
+from h743sim.dfuse.dfufile import (
+    BCD_DFUSE,
+    SUFFIX_LENGTH,
+    SUFFIX_SIGNATURE,
+    DfuFile,
+    DfuFileError,
+    RawDfuFile,
+    parse_dfu_bytes,
+    split_suffix,
+)
 from h743sim.dfuse.layout import LayoutError, MemoryLayout
 from h743sim.errors import UserError
 
@@ -150,10 +159,14 @@ def load_elf(path: str | os.PathLike[str]) -> list[Region]:
 def load_image(path: str | os.PathLike[str], address: int | None = None) -> list[Region]:
     """Load by content: ELF (magic), DfuSe (prefix + suffix), else a raw binary that needs ``address``."""
     data = _read(path)
+    if not data:
+        raise ImageError(f"{path}: the file is empty")
     if data.startswith(ELF_MAGIC):
         _no_address(address, path, "an ELF file")
         return load_elf(path)
-    if data.startswith(b"DfuSe"):
+    if data.startswith(b"DfuSe") or (address is None and _says_dfuse(data)):
+        # a DfuSe suffix on a file whose prefix is damaged: let the DfuSe parser say what is wrong
+        # (rather than "give the address", which would treat a broken .dfu file as a raw binary)
         _no_address(address, path, "a DfuSe file")
         return load_dfu(path)
     if address is None:
@@ -215,6 +228,14 @@ def _alt_holding(region: Region, layouts: Mapping[int, MemoryLayout | None]) -> 
 
 def _alt_list(layouts: Mapping[int, MemoryLayout | None]) -> str:
     return "alt " + ", ".join(str(a) for a in sorted(layouts)) if layouts else "no alternate settings"
+
+
+def _says_dfuse(data: bytes) -> bool:
+    """The last 16 bytes look like a DFU suffix with bcdDFU 0x011A (DfuSe); its CRC is not checked here."""
+    if len(data) < SUFFIX_LENGTH:
+        return False
+    tail = data[-SUFFIX_LENGTH:]
+    return tail[8:11] == SUFFIX_SIGNATURE and int.from_bytes(tail[6:8], "little") == BCD_DFUSE
 
 
 def _strip_plain_suffix(data: bytes, path: str | os.PathLike[str]) -> bytes:
