@@ -130,6 +130,13 @@ static int prepare(const qspi_cmd_t *c, uint32_t length)
 }
 
 /* Wait for one of `flags`; TEF ends the wait with a transfer error. */
+#define QSPI_FIFO_BYTES 32u /* H7 QUADSPI FIFO depth */
+
+static uint32_t fifo_level(uint32_t sr)
+{
+    return (sr & QUADSPI_SR_FLEVEL_Msk) >> QUADSPI_SR_FLEVEL_Pos;
+}
+
 static int wait_flag(uint32_t flags, uint32_t timeout_ms)
 {
     deadline_t d;
@@ -191,13 +198,27 @@ int qspi_write(const qspi_cmd_t *c, const uint8_t *buf)
     if (c->admode != QSPI_LINES_NONE) {
         QUADSPI->AR = c->address;
     }
-    /* The first DR write starts the transfer. */
-    for (uint32_t i = 0; i < c->length; i++) {
+    /* The first DR write starts the transfer. One SR read tells how much of the FIFO is free;
+       fill that much, a word at a time where 4 bytes remain (fewer bus accesses per page). */
+    uint32_t i = 0;
+    while (i < c->length) {
         rc = wait_flag(QUADSPI_SR_FTF, QSPI_TIMEOUT_MS);
         if (rc != QSPI_OK) {
             return rc;
         }
-        QUADSPI_DR8 = buf[i];
+        uint32_t room = QSPI_FIFO_BYTES - fifo_level(QUADSPI->SR);
+        while (room != 0u && i < c->length) {
+            if (room >= 4u && c->length - i >= 4u) {
+                QUADSPI->DR = (uint32_t)buf[i] | ((uint32_t)buf[i + 1u] << 8) | ((uint32_t)buf[i + 2u] << 16) |
+                              ((uint32_t)buf[i + 3u] << 24);
+                i += 4u;
+                room -= 4u;
+            } else {
+                QUADSPI_DR8 = buf[i];
+                i++;
+                room--;
+            }
+        }
     }
     return finish();
 }
@@ -216,12 +237,32 @@ int qspi_read(const qspi_cmd_t *c, uint8_t *buf)
     if (c->admode != QSPI_LINES_NONE) {
         QUADSPI->AR = c->address;
     }
-    for (uint32_t i = 0; i < c->length; i++) {
+    /* Empty what the FIFO holds per SR read, a word at a time where 4 bytes are there. */
+    uint32_t i = 0;
+    while (i < c->length) {
         rc = wait_flag(QUADSPI_SR_FTF | QUADSPI_SR_TCF, QSPI_TIMEOUT_MS);
         if (rc != QSPI_OK) {
             return rc;
         }
-        buf[i] = QUADSPI_DR8;
+        uint32_t level = fifo_level(QUADSPI->SR);
+        if (level == 0u) {
+            level = 1u; /* FTF/TCF without a level: pop one byte as before */
+        }
+        while (level != 0u && i < c->length) {
+            if (level >= 4u && c->length - i >= 4u) {
+                uint32_t w = QUADSPI->DR;
+                buf[i] = (uint8_t)w;
+                buf[i + 1u] = (uint8_t)(w >> 8);
+                buf[i + 2u] = (uint8_t)(w >> 16);
+                buf[i + 3u] = (uint8_t)(w >> 24);
+                i += 4u;
+                level -= 4u;
+            } else {
+                buf[i] = QUADSPI_DR8;
+                i++;
+                level--;
+            }
+        }
     }
     return finish();
 }

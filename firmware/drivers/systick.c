@@ -128,6 +128,7 @@ void deadline_start(deadline_t *d, uint32_t timeout_ms)
     d->timeout_ms = timeout_ms;
     d->spins = 0u;
     d->spin_limit = ((uint64_t)timeout_ms + 1u) * DEADLINE_SPINS_PER_MS;
+    d->mode = 0u;
 }
 
 int deadline_expired(deadline_t *d)
@@ -135,6 +136,12 @@ int deadline_expired(deadline_t *d)
     /* Strictly more than timeout_ms whole ticks: a tick may land right after the start. */
     if ((uint32_t)(s_ms - d->start_ms) > d->timeout_ms) {
         return 1;
+    }
+    if (d->mode == 0u) {
+        d->mode = systick_can_wake() ? 1u : 2u;
+    }
+    if (d->mode == 1u) {
+        return 0;
     }
     d->spins++;
     return d->spins > d->spin_limit;

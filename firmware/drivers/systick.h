@@ -37,6 +37,7 @@ typedef struct {
     uint32_t timeout_ms;
     uint64_t spins;
     uint64_t spin_limit;
+    uint32_t mode; /* 0 unknown, 1 the tick ends the wait, 2 spin backstop */
 } deadline_t;
 void deadline_start(deadline_t *d, uint32_t timeout_ms);
 /* Call once per polling iteration; returns 1 once the deadline has passed. */
