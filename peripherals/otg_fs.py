@@ -737,7 +737,10 @@ class OtgFs(Peripheral):
     def _in_ep_pending(self, ep: int, mask: int) -> bool:
         if self.regs["DIEPEMPMSK"].value >> ep & 1:
             mask |= TXFE
-        return bool(self._diepint_value(ep) & mask)
+        if self._diepint[ep].value & mask:
+            return True
+        # TXFE is computed from the FIFO: only when it is unmasked (this runs on every IRQ update)
+        return bool(mask & TXFE) and self._txfe(ep)
 
     def _daint(self) -> int:
         diepmsk, doepmsk = self.regs["DIEPMSK"].value, self.regs["DOEPMSK"].value

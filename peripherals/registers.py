@@ -125,21 +125,26 @@ class Register:
         self.value = self.reset
 
     # -- bus-side access -----------------------------------------------------------------
+    def _read_plan(self) -> tuple[list[tuple[int, int, FieldRead]], int, int]:
+        """(dynamic fields, write-only mask, read-clear mask), computed once per definition."""
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan[0] != len(self.fields):
+            dynamic = [(f.mask, f.lsb, f.on_read) for f in self.fields.values() if f.on_read is not None]
+            wo = sum(f.mask for f in self.fields.values() if f.on_read is None and f.access is Access.WO)
+            rc = sum(f.mask for f in self.fields.values() if f.access is Access.RC)
+            plan = (len(self.fields), dynamic, wo, rc)
+            self.__dict__["_plan"] = plan
+        return plan[1], plan[2], plan[3]
+
     def bus_read(self) -> int:
-        v = self.value
-        for f in self.fields.values():
-            if f.on_read is not None:
-                v = (v & ~f.mask) | ((f.on_read() << f.lsb) & f.mask)
-            elif f.access is Access.WO:
-                v &= ~f.mask
+        dynamic, wo_mask, rc_mask = self._read_plan()
+        v = self.value & ~wo_mask
+        for mask, lsb, on_read in dynamic:
+            v = (v & ~mask) | ((on_read() << lsb) & mask)
         if self.on_read is not None:
             v = self.on_read(v)
-        rc = 0
-        for f in self.fields.values():
-            if f.access is Access.RC:
-                rc |= f.mask
-        if rc:
-            self.value &= ~rc
+        if rc_mask:
+            self.value &= ~rc_mask
         return v & self.full_mask
 
     def bus_write(self, value: int, lanes: int) -> None:
