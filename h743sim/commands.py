@@ -151,13 +151,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- dfu ------------------------------------------------------------------------------------------
+def _boot_in_dfu_mode(board: Any, state: Path) -> None:
+    """Power on with K2 held and wait for the bootloader's DFU mode."""
+    if board.boot_vector_erased():
+        raise UserError(
+            f"no bootloader in {state}: the internal flash at 0x08000000 is erased "
+            "(put one there with `h743sim run --elf firmware/build/bootloader.elf --state DIR`)"
+        )
+    board.k2.press()
+    board.power_on()
+    board.wait_for_line(r"DFU ready", 5)
+
+
 def cmd_dfu(args: argparse.Namespace) -> int:
     from h743sim.dfu_session import DfuSession
 
     board = _board(args, echo=args.verbose > 0)
-    board.k2.press()
-    board.power_on()
-    board.wait_for_line(r"DFU ready", 5)
+    _boot_in_dfu_mode(board, args.state)
     session = DfuSession(board)
     action = args.dfu_command
     if action == "list":
@@ -197,9 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from h743sim.usb.usbip_server import UsbipServer
 
     board = _board(args)
-    board.k2.press()
-    board.power_on()
-    board.wait_for_line(r"DFU ready", 5)
+    _boot_in_dfu_mode(board, args.state)
     dispatcher = LinkDispatcher(board.usb)
     stop = threading.Event()
     with UsbipServer([dispatcher.proxy()], port=args.port) as server:

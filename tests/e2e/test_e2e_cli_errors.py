@@ -110,3 +110,12 @@ def test_the_installed_command_exits_non_zero_with_one_line(state, tmp_path):
     assert out.stderr.strip().splitlines() == [out.stderr.strip()]
     assert "DFU suffix CRC mismatch" in out.stderr
     assert state_snapshot(state) == before
+
+
+def test_dfu_without_a_bootloader_says_so(tmp_path, capsys):
+    empty = tmp_path / "empty-board"
+    rc = cli.main(["dfu", "list", "--state", str(empty), "--timing", "fast"])
+    _out, err = capsys.readouterr()
+    assert rc == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "no bootloader in" in err and "0x08000000 is erased" in err
