@@ -6,6 +6,7 @@
 #include "boot.h"
 
 #include "board.h"
+#include "bus_guard.h"
 #include "clock.h"
 #include "cm7_core.h"
 #include "image.h"
@@ -43,59 +44,12 @@ static void qspi_close(void)
     (void)w25q_leave_memory_mapped(); /* DFU drives the W25Q64 in indirect mode */
 }
 
-/* A double ECC error in internal flash (e.g. a word torn by a power cut while it was programmed)
- * makes every read of that word a precise bus error (RM0433 4.3.9), which would end the boot in
- * HardFault with no way back to DFU but K2. While a slot is checked, BusFault is enabled and the
- * handler below counts such an error and resumes after the faulting load; the slot is then
- * rejected. Any other bus fault stops as the default handler does. */
-#define THUMB32_PREFIX_MIN 0x1Du /* halfword bits [15:11] >= 0b11101: a 32-bit Thumb-2 encoding */
-#define THUMB_HALFWORD_SHIFT 11u
-#define FRAME_PC 6u /* stacked PC: r0-r3, r12, lr, pc, xpsr */
-#define BFSR_ALL (SCB_CFSR_IBUSERR | SCB_CFSR_PRECISERR | SCB_CFSR_IMPRECISERR | SCB_CFSR_UNSTKERR | \
-                  SCB_CFSR_STKERR | SCB_CFSR_LSPERR | SCB_CFSR_BFARVALID)
-
-static volatile uint32_t s_checking;
-static volatile uint32_t s_read_faults;
-
-void BusFault_Handler(void);
-void boot_bus_fault(uint32_t *frame);
-
-__attribute__((naked)) void BusFault_Handler(void)
-{
-    __asm volatile("tst lr, #4\n\t"
-                   "ite eq\n\t"
-                   "mrseq r0, msp\n\t"
-                   "mrsne r0, psp\n\t"
-                   "b boot_bus_fault\n\t");
-}
-
-void boot_bus_fault(uint32_t *frame)
-{
-    if (!s_checking || (SCB->CFSR & SCB_CFSR_PRECISERR) == 0u) {
-        for (;;) {
-            cm7_wfi();
-        }
-    }
-    s_read_faults++;
-    uint32_t insn = *(const volatile uint16_t *)frame[FRAME_PC];
-    frame[FRAME_PC] += (insn >> THUMB_HALFWORD_SHIFT) >= THUMB32_PREFIX_MIN ? 4u : 2u;
-    SCB->CFSR = BFSR_ALL; /* W1C */
-    FLASH_BANK(1)->CCR = FLASH_CCR_CLR_ALL;
-    FLASH_BANK(2)->CCR = FLASH_CCR_CLR_ALL;
-}
-
 /* image_check with unreadable words (bus errors, e.g. flash ECC) counted as a rejection. */
 static int check_slot(uint32_t base, uint32_t size)
 {
-    s_read_faults = 0u;
-    s_checking = 1u;
-    SCB->SHCSR |= SCB_SHCSR_BUSFAULTENA;
-    cm7_dsb();
-    cm7_isb();
+    bus_guard_begin();
     int verdict = image_check(base, size);
-    SCB->SHCSR &= ~SCB_SHCSR_BUSFAULTENA;
-    s_checking = 0u;
-    if (s_read_faults != 0u) {
+    if (bus_guard_end() != 0u) {
         log_str("BOOT bus error reading the image at ");
         log_hex32(base);
         log_end();

@@ -7,6 +7,7 @@
  * mode through w25q_read (the boot code leaves memory-mapped mode before DFU starts).
  */
 #include "dfu_media.h"
+#include "bus_guard.h"
 
 #include "dfu_proto.h"
 #include "flash.h"
@@ -99,10 +100,11 @@ static int internal_program(uint32_t addr, const uint8_t *data, uint32_t len)
 static int internal_read(uint32_t addr, uint8_t *buf, uint32_t len)
 {
     const volatile uint8_t *src = (const volatile uint8_t *)(uintptr_t)addr;
+    bus_guard_begin(); /* a torn word (double ECC error) must fail the read, not hang the board */
     for (uint32_t i = 0; i < len; i++) {
         buf[i] = src[i];
     }
-    return 0;
+    return bus_guard_end() == 0u ? 0 : -1;
 }
 
 static int internal_verify(uint32_t addr, const uint8_t *data, uint32_t len)

@@ -237,3 +237,22 @@ def test_upload_at_and_past_the_end_of_the_memory(dfu):
     raw.set_pointer(FLASH_END - 512)
     raw.abort()
     assert raw.upload(2, XFER) == bytes(dfu.board.flash.array[-512:])
+
+
+def test_upload_of_a_word_with_a_double_ecc_error_fails_without_hanging(dfu):
+    # a flash word torn by a power cut reads as a double ECC error: a bus error on every read
+    base = 0x08020000
+    dfu.board.flash.inject_ecc_error(base + 0x40, double=True)
+    raw = dfu.raw
+    raw.set_alt(0)
+    raw.set_pointer(base)
+    raw.abort()
+    with pytest.raises(Stall):
+        raw.upload(2, 256)
+    report = raw.status()
+    assert report.state == DfuState.DFU_ERROR and report.status != DfuStatus.OK
+    # the bootloader is still serving requests: clear, then read a good word elsewhere
+    raw.clrstatus()
+    raw.set_pointer(base + 0x1000)
+    raw.abort()
+    assert raw.upload(2, 64) == bytes(dfu.board.flash.array[0x21000 : 0x21000 + 64])
