@@ -85,7 +85,7 @@ class RenodeBoard:
             model = self.models.get(entry.name)
             if model is None or entry.bus != "sysbus" or entry.address is None:
                 continue
-            bridge = ModelPeripheral(model, entry.size)
+            bridge = ModelPeripheral(model, entry.size, before_access=self._sync_hook(entry.name, model))
             self._bridges.append(bridge)
             self.rmachine.SystemBus.Register(bridge, BusRangeRegistration(entry.address, entry.size))
             self.rmachine.SetLocalName(bridge, entry.name)
@@ -118,7 +118,41 @@ class RenodeBoard:
         return _RenodeGpioPort(getattr(self.mach.sysbus, name).internal)
 
     # -- windows ----------------------------------------------------------------------------
-    def publish_window(self, name: str, base: int, buffer: bytearray, on_write: Any) -> None:
+    def _sync_hook(self, owner: str, model: Any) -> Any:
+        """Before an access to ``owner``'s registers: deliver CPU stores into its windows."""
+
+        def sync() -> None:
+            if _writes_expected(model):
+                self.deliver_window_writes(owner)
+
+        return sync
+
+    def deliver_window_writes(self, owner: str) -> None:
+        """Hand the words the CPU stored into ``owner``'s windows to on_write, then restore them."""
+        from h743sim.renode.host import copy_into_memory
+
+        for w in self.windows.values():
+            if w.get("owner") != owner or w["on_write"] is None or not w["registered"]:
+                continue
+            buf = w["buffer"]
+            seen = bytes(w["memory"].ReadBytes(0, len(buf)))
+            if seen == bytes(buf):
+                continue
+            changed = []
+            for start in range(0, len(buf), 4096):
+                if seen[start : start + 4096] == buf[start : start + 4096]:
+                    continue
+                for off in range(start, min(start + 4096, len(buf)), 4):
+                    if seen[off : off + 4] != buf[off : off + 4]:
+                        changed.append((off, int.from_bytes(seen[off : off + 4], "little")))
+            for off, _value in changed:
+                copy_into_memory(w["memory"], off, buf, off, 4)  # the model's bytes are the truth
+            for off, value in changed:
+                w["on_write"](off, 4, value)
+
+    def publish_window(
+        self, name: str, base: int, buffer: bytearray, on_write: Any, owner: str | None = None
+    ) -> None:
         from h743sim.renode.host import copy_into_memory
 
         w = self.windows.get(name)
@@ -126,7 +160,14 @@ class RenodeBoard:
             desc = f"{name}: Memory.MappedMemory @ sysbus {base:#x}\n    size: {len(buffer):#x}\n"
             self.rmachine.LoadPlatformDescriptionFromString(desc)
             mem = getattr(self.mach.sysbus, name).internal
-            w = {"base": base, "buffer": buffer, "memory": mem, "registered": True, "on_write": on_write}
+            w = {
+                "base": base,
+                "buffer": buffer,
+                "memory": mem,
+                "registered": True,
+                "on_write": on_write,
+                "owner": owner,
+            }
             self.windows[name] = w
         elif not w["registered"]:
             from Antmicro.Renode.Peripherals.Bus import BusRangeRegistration  # type: ignore[import-not-found]
@@ -283,6 +324,14 @@ class RenodeBoard:
     def save(self) -> None:
         if self.state is not None:
             self.state.save_from(self.flash, self.qspi_flash)
+
+
+def _writes_expected(model: Any) -> bool:
+    """Adapter glue: does this model expect CPU stores into its window now? (FLASH: PG set.)"""
+    regs = getattr(model, "regs", None)
+    if regs is None or "CR1" not in regs:
+        return False
+    return any("PG" in regs[cr].fields and regs[cr]["PG"] for cr in ("CR1", "CR2") if cr in regs)
 
 
 class _RenodeMachineView:

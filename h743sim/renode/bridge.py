@@ -43,15 +43,23 @@ class ModelPeripheral(IBytePeripheral, IWordPeripheral, IDoubleWordPeripheral, I
 
     __namespace__ = "H743Sim.Peripherals"
 
-    def __init__(self, model: Any, size: int) -> None:
+    def __init__(self, model: Any, size: int, before_access: Callable[[], None] | None = None) -> None:
         super().__init__()
         self._model = model
         self._size = size
         name = type(model).__name__
-        self._read = guarded(
-            f"{name} read", lambda off, n: int(model.read(int(off), n)) & ((1 << (8 * n)) - 1), 0
-        )
-        self._write = guarded(f"{name} write", lambda off, n, v: model.write(int(off), n, int(v)))
+        sync = before_access or (lambda: None)
+
+        def read(off: int, n: int) -> int:
+            sync()
+            return int(model.read(int(off), n)) & ((1 << (8 * n)) - 1)
+
+        def write(off: int, n: int, v: int) -> None:
+            sync()
+            model.write(int(off), n, int(v))
+
+        self._read = guarded(f"{name} read", read, 0)
+        self._write = guarded(f"{name} write", write)
         self._reset = guarded(f"{name} reset", model.reset)
 
     # IKnownSize

@@ -8,7 +8,7 @@
 | map_memory | a ``Memory.MappedMemory`` created from a platform string, filled from the model's buffer with ``WriteBytes`` (ctypes + ``Marshal.Copy``), registered/unregistered on the system bus |
 | invalidate | copy the changed range again with ``WriteBytes`` (Renode drops stale translated code) |
 | watch_reads | ``sysbus.AddWatchpointHook`` per address of the watched words |
-| on_write | NOT delivered: CPU stores into a window land in Renode's MappedMemory (Renode offers write hooks only per address), so programming the internal flash through the FLASH model does not work on Renode yet; the QSPI window has no writes |
+| on_write | CPU stores land in Renode's MappedMemory (Renode has write hooks only per address); before each access to the owner model's registers while it expects writes (FLASH: PG set), the adapter compares the memory with the model's buffer, hands every changed word to on_write in address order and restores the memory from the buffer |
 | bus_error | logged; Renode's bus has no way for a peripheral to fail an access (documented limit) |
 | power_off | ``emulation.PauseAll()`` from the host thread after the current quantum |
 """
@@ -88,7 +88,7 @@ class RenodeHost:
 
     # -- memory windows ---------------------------------------------------------------------
     def map_memory(self, name, base, buffer, *, executable=True, on_write=None) -> None:  # noqa: ANN001
-        self.board.publish_window(name, base, buffer, on_write)
+        self.board.publish_window(name, base, buffer, on_write, owner=self.name)
 
     def unmap_memory(self, name: str) -> None:
         self.board.withdraw_window(name)

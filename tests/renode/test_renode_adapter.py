@@ -83,3 +83,20 @@ def test_adapter_modules_import_lazily():
     # importing the package and its availability check must not need pythonnet
     assert importlib.util.find_spec("h743sim.renode.board") is not None
     import h743sim.renode.availability  # noqa: F401
+
+
+def test_flash_window_writes_are_expected_only_while_pg_is_set():
+    # the Renode adapter delivers CPU stores into the flash window only while programming
+    from h743sim.renode.board import _writes_expected
+    from peripherals.flash_interface import FlashInterface
+
+    host = StandaloneHost()
+    flash = FlashInterface(host)
+    assert not _writes_expected(flash)
+    cr2 = 0x10C
+    flash.write(0x104, 4, 0x45670123)  # KEYR2 unlock sequence (FACTS §B.4)
+    flash.write(0x104, 4, 0xCDEF89AB)
+    flash.write(cr2, 4, flash.read(cr2, 4) | 0x2)  # PG
+    assert _writes_expected(flash)
+    flash.write(cr2, 4, flash.read(cr2, 4) & ~0x2)
+    assert not _writes_expected(flash)
