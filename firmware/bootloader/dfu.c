@@ -422,6 +422,17 @@ static int on_dnload_data(const uint8_t *data, uint16_t len)
     return 0;
 }
 
+/* DNLOAD/UPLOAD with data: at most one transfer size, and never DfuSe's unused block 1. */
+static int block_request_ok(const usb_setup_t *s)
+{
+    if (s->wLength > DFU_TRANSFER_SIZE || s->wValue == DFUSE_BLOCK_UNUSED) {
+        log_bad_request(s->bRequest, dfu.state);
+        refuse_with(DFU_STATUS_ERR_STALLEDPKT);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_dnload(const usb_setup_t *s)
 {
     if (busy() || (dfu.state != DFU_STATE_IDLE && dfu.state != DFU_STATE_DNLOAD_IDLE)) {
@@ -434,9 +445,7 @@ static void on_dnload(const usb_setup_t *s)
         usb_ctrl_ack(0);
         return;
     }
-    if (s->wLength > DFU_TRANSFER_SIZE || s->wValue == DFUSE_BLOCK_UNUSED) {
-        log_bad_request(s->bRequest, dfu.state);
-        refuse_with(DFU_STATUS_ERR_STALLEDPKT);
+    if (!block_request_ok(s)) {
         return;
     }
     dfu.dn_block = s->wValue;
@@ -454,9 +463,7 @@ static void on_upload(const usb_setup_t *s)
         usb_ctrl_ack(0);
         return;
     }
-    if (s->wLength > DFU_TRANSFER_SIZE || s->wValue == DFUSE_BLOCK_UNUSED) {
-        log_bad_request(s->bRequest, dfu.state);
-        refuse_with(DFU_STATUS_ERR_STALLEDPKT);
+    if (!block_request_ok(s)) {
         return;
     }
     if (s->wValue == DFUSE_BLOCK_COMMAND) {
