@@ -132,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--length", type=_int, required=True, help="number of bytes")
     d = dsub.add_parser("erase", help="erase the sector containing ADDRESS, or everything with --mass")
     d.add_argument("--address", type=_int, help="an address inside the sector to erase")
-    d.add_argument("--mass", action="store_true", help="erase every writable sector of the memory (--alt)")
+    d.add_argument(
+        "--mass",
+        action="store_true",
+        help="erase every writable sector of the memory chosen by --alt (default 1: QSPI)",
+    )
     d.add_argument("--alt", type=int, default=None)
     dsub.add_parser("leave", help="leave DFU mode (zero-length DNLOAD, then the board resets)")
     for action in dsub.choices.values():
