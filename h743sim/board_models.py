@@ -25,8 +25,6 @@ NATIVE_CLASSES: dict[str, str] = {
 # Renode classes the engine implements itself (CPU, NVIC and plain memory).
 ENGINE_CLASSES = ("CPU.CortexM", "IRQControllers.NVIC", "Memory.MappedMemory")
 
-# .repl property names (Renode's camelCase) that differ from the models' parameter names
-PROPERTY_NAMES = {"activeLow": "activeLow"}
 # built first: other models take their clocks from it
 CLOCK_SOURCES = ("rcc", "pwr")
 
@@ -70,7 +68,7 @@ def _kwargs_for(cls: type, entry: Entry, extras: dict[str, Any], path: object = 
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kwargs: dict[str, Any] = {}
     for key, value in entry.properties.items():
-        name = PROPERTY_NAMES.get(key, key)
+        name = key  # .repl properties are the models' keyword arguments, spelled the same
         if name in params or accepts_any:
             kwargs[name] = value
         elif key not in ("numberOfAFs", "frequency", "size"):
