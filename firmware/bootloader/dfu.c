@@ -95,42 +95,37 @@ static struct {
 
 /* ---- log ring (filled from both contexts, drained by the main loop) ---------------------------- */
 
-static void log_event(uint8_t kind, uint8_t status, uint32_t addr, uint32_t len)
+static void push_event(const event_t *ev)
 {
     uint32_t primask = cm7_irq_save();
     uint8_t next = (uint8_t)((dfu.ev_head + 1u) % LOG_RING_SIZE);
     if (next == dfu.ev_tail) {
         dfu.ev_lost++;
     } else {
-        event_t *e = &dfu.events[dfu.ev_head];
-        e->kind = kind;
-        e->status = status;
-        e->addr = addr;
-        e->len = len;
-        e->request = 0;
-        e->state = 0;
+        dfu.events[dfu.ev_head] = *ev;
         dfu.ev_head = next;
     }
     cm7_irq_restore(primask);
 }
 
+static void log_event(uint8_t kind, uint8_t status, uint32_t addr, uint32_t len)
+{
+    event_t e = {0};
+    e.kind = kind;
+    e.status = status;
+    e.addr = addr;
+    e.len = len;
+    push_event(&e);
+}
+
 static void log_bad_request(uint8_t request, uint8_t state)
 {
-    uint32_t primask = cm7_irq_save();
-    uint8_t next = (uint8_t)((dfu.ev_head + 1u) % LOG_RING_SIZE);
-    if (next == dfu.ev_tail) {
-        dfu.ev_lost++;
-    } else {
-        event_t *e = &dfu.events[dfu.ev_head];
-        e->kind = EVT_BAD_REQUEST;
-        e->status = DFU_STATUS_ERR_STALLEDPKT;
-        e->request = request;
-        e->state = state;
-        e->addr = 0;
-        e->len = 0;
-        dfu.ev_head = next;
-    }
-    cm7_irq_restore(primask);
+    event_t e = {0};
+    e.kind = EVT_BAD_REQUEST;
+    e.status = DFU_STATUS_ERR_STALLEDPKT;
+    e.request = request;
+    e.state = state;
+    push_event(&e);
 }
 
 static const char *status_name(uint8_t status)
