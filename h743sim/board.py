@@ -12,12 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from h743sim.board_models import build_models
+from h743sim.board_models import (
+    FLASH_BASE,
+    build_models,
+    load_firmware_into,
+    open_state,
+    power_on_reset,
+)
+from h743sim.board_models import QSPI_BASE as QSPI_BASE  # re-exported for callers
 from h743sim.engine.machine import Machine
 from h743sim.engine.stop import StopKind, StopReason
 from h743sim.errors import UserError
 from h743sim.platform import DEFAULT_PLATFORM, PlatformError, parse_platform
-from h743sim.storage import MemoryRegion, StateDir, StateError, import_image
+from h743sim.storage import StateDir
 from h743sim.uart_log import UartLog
 from h743sim.usb.control import ControlTransferRunner
 from peripherals.host import NS_PER_MS, NS_PER_S
@@ -26,8 +33,6 @@ from peripherals.unmodelled import Unmodelled
 
 log = logging.getLogger("h743sim.board")
 
-FLASH_BASE = 0x08000000
-QSPI_BASE = 0x90000000
 BOOT_ADDRESS = FLASH_BASE
 
 # Peripheral areas of the STM32H743 memory map (RM0433 §2.3). The parts the board does not model
@@ -101,13 +106,7 @@ class Board:
         self.k2 = self.models["k2"]
         self.usart.on_tx(lambda b: self.uart.feed(b, self.machine.now_ns()))
         self.machine.reset_hooks.append(self._after_reset)
-        self.state: StateDir | None = None
-        if state_dir is not None:
-            self.state = StateDir(Path(state_dir))
-            try:
-                self.state.load_into(self.flash, self.qspi_flash)
-            except StateError as exc:
-                raise UserError(str(exc)) from None
+        self.state: StateDir | None = open_state(state_dir, self.flash, self.qspi_flash)
         self.usb = ControlTransferRunner(self.otg, self.run_for_ns, self.machine.now_ns)
         self.powered = False
 
@@ -143,22 +142,9 @@ class Board:
                 )
 
     # -- loading ----------------------------------------------------------------------------
-    def regions(self) -> list[MemoryRegion]:
-        return [
-            MemoryRegion("internal flash", FLASH_BASE, self.flash.array),
-            MemoryRegion("QSPI flash", QSPI_BASE, self.qspi_flash.array),
-        ]
-
     def load_firmware(self, path: Path | str, address: int | None = None) -> list[tuple[str, int, int]]:
-        """Write an ELF's loadable segments (or a .bin at ``address``) into the flash images,
-        as a factory programmer would. Refuses files that do not fit the board's memories."""
-        p = Path(path)
-        if not p.exists():
-            raise UserError(f"{p}: no such firmware file")
-        try:
-            return import_image(p, self.regions(), bin_address=address)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        """Write an ELF (or a .bin at ``address``) into the flash images; see load_firmware_into."""
+        return load_firmware_into(self.flash, self.qspi_flash, path, address)
 
     def boot_vector_erased(self) -> bool:
         """True when the initial SP and reset vector at the boot address are erased flash."""
@@ -168,10 +154,7 @@ class Board:
     # -- power and reset ----------------------------------------------------------------------
     def power_on(self) -> None:
         """Power-on reset: every model to its power-on state, then the core fetches its vectors."""
-        for model in self.models.values():
-            por = getattr(model, "power_on_reset", None)
-            if por is not None:
-                por()
+        power_on_reset(self.models)
         self.machine.reset(BOOT_ADDRESS)  # also resets the bus models (system-reset state)
         self.powered = True
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from h743sim.errors import UserError
 from h743sim.platform import Entry, Platform, PlatformError
+from h743sim.storage import MemoryRegion, StateDir, StateError, import_image
 from peripherals.host import Host
 from peripherals.power_cut import PowerCutPlan
 
@@ -164,3 +167,46 @@ def _clock_inputs(cls: type, models: dict[str, Any]) -> dict[str, Any]:
     if cls.__name__ == "QuadSpi" and "kernel_hz" in params:
         return {"kernel_hz": rcc.qspi_kernel_hz}
     return {}
+
+
+# -- what both hosts do with the memory models ----------------------------------------------------
+FLASH_BASE = 0x08000000
+QSPI_BASE = 0x90000000
+
+
+def open_state(state_dir: Path | str | None, flash: Any, qspi_flash: Any) -> StateDir | None:
+    """Load the flash images of a state directory into the two memory models (None: no state)."""
+    if state_dir is None:
+        return None
+    state = StateDir(Path(state_dir))
+    try:
+        state.load_into(flash, qspi_flash)
+    except StateError as exc:
+        raise UserError(str(exc)) from None
+    return state
+
+
+def load_firmware_into(
+    flash: Any, qspi_flash: Any, path: Path | str, address: int | None = None
+) -> list[tuple[str, int, int]]:
+    """Write an ELF's loadable segments (or a .bin at ``address``) into the flash images, as a
+    factory programmer would. Refuses files that do not fit the board's memories."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such firmware file")
+    regions = [
+        MemoryRegion("internal flash", FLASH_BASE, flash.array),
+        MemoryRegion("QSPI flash", QSPI_BASE, qspi_flash.array),
+    ]
+    try:
+        return import_image(p, regions, bin_address=address)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def power_on_reset(models: dict[str, Any]) -> None:
+    """Every model that has a power-on state distinct from its system reset goes to it."""
+    for model in models.values():
+        por = getattr(model, "power_on_reset", None)
+        if por is not None:
+            por()

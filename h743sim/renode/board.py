@@ -93,15 +93,7 @@ class RenodeBoard:
         self.qspi_flash = self.models["qspiFlash"]
         self.k2 = self.models["k2"]
         self.led = self.models["led"]
-        self.state = None
-        if state_dir is not None:
-            from h743sim.storage import StateDir, StateError
-
-            self.state = StateDir(Path(state_dir))
-            try:
-                self.state.load_into(self.flash, self.qspi_flash)
-            except StateError as exc:
-                raise UserError(str(exc)) from None
+        self.state = board_models.open_state(state_dir, self.flash, self.qspi_flash)
         from h743sim.uart_log import UartLog
         from h743sim.usb.control import ControlTransferRunner
 
@@ -253,24 +245,16 @@ class RenodeBoard:
             log.warning("cannot follow machine resets (%s): VTOR is set on power-on only", exc)
 
     def load_firmware(self, path: Path | str, address: int | None = None) -> list[tuple[str, int, int]]:
-        from h743sim.storage import MemoryRegion, import_image
+        from h743sim.board_models import load_firmware_into
 
-        regions = [
-            MemoryRegion("internal flash", 0x08000000, self.flash.array),
-            MemoryRegion("QSPI flash", 0x90000000, self.qspi_flash.array),
-        ]
-        try:
-            loaded = import_image(Path(path), regions, bin_address=address)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        loaded = load_firmware_into(self.flash, self.qspi_flash, path, address)
         self.refresh_window_range(0x08000000, len(self.flash.array))
         return loaded
 
     def power_on(self) -> None:
-        for model in self.models.values():
-            por = getattr(model, "power_on_reset", None)
-            if por is not None:
-                por()
+        from h743sim.board_models import power_on_reset
+
+        power_on_reset(self.models)
         self.mach.internal.Reset()
         self._set_vector_table()
         self.k2.reset()
