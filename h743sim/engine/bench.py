@@ -1,4 +1,5 @@
-"""Engine throughput: MIPS for compute-bound, memory-bound and MMIO-polling firmware loops.
+"""Engine throughput: MIPS for compute-bound, memory-bound and MMIO-polling firmware loops, and
+interrupt round trips per second (SysTick waking a core that sleeps in WFI).
 
 The loops are assembled at run time (arm-none-eabi binutils) and run deterministically in the
 engine's ``count=`` slices. Figures are wall-clock measurements of this machine; the virtual
@@ -76,6 +77,28 @@ reset:
 """
 
 
+WAKE_LOOP = """
+reset:
+  ldr r0, =0xE000E010       @ SysTick: RVR = period - 1, CVR = 0, CSR = CLKSOURCE|TICKINT|ENABLE
+  ldr r1, =PERIOD - 1
+  str r1, [r0, #4]
+  movs r1, #0
+  str r1, [r0, #8]
+  movs r1, #7
+  str r1, [r0]
+1: wfi                      @ sleep until the next tick
+  b 1b
+systick:
+  ldr r0, =0x20000000       @ count the ticks in RAM
+  ldr r1, [r0]
+  adds r1, r1, #1
+  str r1, [r0]
+  bx lr
+"""
+
+_WAKE_VECTORS = ".org 0\n .word 0x20010000\n .word reset+1\n .org 0x3C\n .word systick+1\n"
+
+
 class _ConstantRegister:
     """A peripheral whose every register reads 0 (and counts the reads)."""
 
@@ -117,8 +140,34 @@ class BenchResult:
         )
 
 
-def _machine(body: str, max_slice: int | None, cpu_hz: int) -> tuple[Machine, _ConstantRegister]:
-    image = assemble(_VECTORS + ".org 0x400\n" + body + "\n.ltorg\n", FLASH)
+@dataclass(frozen=True)
+class WakeResult:
+    """Interrupt round trips: wake from WFI, exception entry, handler, return, back to sleep."""
+
+    name: str
+    wakes: int
+    wall_s: float
+    virtual_ns: int
+
+    @property
+    def wakes_per_s(self) -> float:
+        return self.wakes / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def us_per_wake(self) -> float:
+        return self.wall_s / self.wakes * 1e6 if self.wakes else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: {self.wakes_per_s:,.0f} round trips/s ({self.wakes:,} wakes in "
+            f"{self.wall_s:.3f} s = {self.us_per_wake:.1f} us each, {self.virtual_ns / 1e6:.2f} ms virtual)"
+        )
+
+
+def _machine(
+    body: str, max_slice: int | None, cpu_hz: int, vectors: str = _VECTORS
+) -> tuple[Machine, _ConstantRegister]:
+    image = assemble(vectors + ".org 0x400\n" + body + "\n.ltorg\n", FLASH)
     kwargs = {} if max_slice is None else {"max_slice": max_slice}
     m = Machine(lambda: cpu_hz, **kwargs)
     m.add_ram("flash", FLASH, 0x10000)
@@ -166,15 +215,34 @@ def mmio_mixed(instructions: int = 10_000_000) -> BenchResult:
     return run_loop("mixed (1 MMIO read / ~130 instructions)", MIXED_LOOP, instructions)
 
 
-BENCHMARKS: dict[str, Callable[[], BenchResult]] = {
+def interrupt_round_trips(wakes: int = 20_000, period: int = 64_000) -> WakeResult:
+    """SysTick every ``period`` cycles (1 ms at 64 MHz) wakes a core sleeping in WFI; a trivial
+    handler counts the ticks in RAM. Measures the engine's per-interrupt and per-slice cost."""
+    m, _ = _machine(f".equ PERIOD, {period}\n" + WAKE_LOOP, None, 64_000_000, _WAKE_VECTORS)
+
+    def ticks() -> int:
+        return int.from_bytes(m.read_memory(DTCM, 4), "little")
+
+    m.run(until=lambda: ticks() >= 100)  # warm the translation cache
+    start_ticks, start_ns = ticks(), m.virtual_time_ns
+    t0 = time.perf_counter()
+    m.run(max_ns=wakes * period * 1_000_000_000 // 64_000_000)
+    wall = time.perf_counter() - t0
+    return WakeResult(
+        "interrupt round trips (SysTick wakes WFI)", ticks() - start_ticks, wall, m.virtual_time_ns - start_ns
+    )
+
+
+BENCHMARKS: dict[str, Callable[[], BenchResult | WakeResult]] = {
     "compute": compute_bound,
     "memory": memory_bound,
     "mmio_poll": mmio_polling,
     "mmio_mixed": mmio_mixed,
+    "wake": interrupt_round_trips,
 }
 
 
-def run_all() -> list[BenchResult]:
+def run_all() -> list[BenchResult | WakeResult]:
     return [bench() for bench in BENCHMARKS.values()]
 
 

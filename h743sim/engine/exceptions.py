@@ -21,13 +21,12 @@ import contextlib
 import enum
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from unicorn import arm_const as arm
 
 from h743sim.engine.memory import MemoryMap
-from h743sim.engine.native import RegisterBatch
+from h743sim.engine.native import RegisterBatch, RegisterFile
 from h743sim.engine.nvic import BUSFAULT, HARDFAULT, MEMMANAGE, NMI, SVCALL, USAGEFAULT, Nvic
 from h743sim.engine.scb import (
     BFARVALID,
@@ -56,6 +55,7 @@ BASIC_FRAME = 0x20
 EXTENDED_FRAME = 0x68
 EXC_RETURN_BASE = 0xFFFFFFE1
 
+# Read in one call at exception entry (APSR_NZCV last: see _CONTEXT_REGS).
 _ENTRY_REGS = (
     arm.UC_ARM_REG_R0,
     arm.UC_ARM_REG_R1,
@@ -68,6 +68,18 @@ _ENTRY_REGS = (
     arm.UC_ARM_REG_IPSR,
     arm.UC_ARM_REG_MSP,
     arm.UC_ARM_REG_PSP,
+    arm.UC_ARM_REG_APSR_NZCV,
+)
+# Read in one call at exception return (all of them readable in handler mode).
+_RETURN_REGS = (
+    arm.UC_ARM_REG_IPSR,
+    arm.UC_ARM_REG_CONTROL,
+    arm.UC_ARM_REG_MSP,
+    arm.UC_ARM_REG_PSP,
+    arm.UC_ARM_REG_PRIMASK,
+    arm.UC_ARM_REG_BASEPRI,
+    arm.UC_ARM_REG_FAULTMASK,
+    arm.UC_ARM_REG_APSR_NZCV,
 )
 _FP_REGS = tuple(arm.UC_ARM_REG_S0 + i for i in range(16)) + (arm.UC_ARM_REG_FPSCR,)
 _FRAME_INT_REGS = (
@@ -79,6 +91,36 @@ _FRAME_INT_REGS = (
     arm.UC_ARM_REG_LR,
 )
 _MASK_REGS = (arm.UC_ARM_REG_PRIMASK, arm.UC_ARM_REG_BASEPRI, arm.UC_ARM_REG_FAULTMASK)
+# IPSR and CONTROL first: they tell whether the masks just read are real (privileged) or zeros.
+_MODE_AND_MASK_REGS = (arm.UC_ARM_REG_IPSR, arm.UC_ARM_REG_CONTROL) + _MASK_REGS
+# The mode switch as one ordered batch write (see _context_values): handler mode, CONTROL with
+# nPRIV clear, privileged thread mode, the stack pointers, CONTROL, the target IPSR, then the
+# flags written back to themselves to rebuild QEMU's cached translation flags.
+_CONTEXT_REGS = (
+    arm.UC_ARM_REG_IPSR,
+    arm.UC_ARM_REG_CONTROL,
+    arm.UC_ARM_REG_IPSR,
+    arm.UC_ARM_REG_MSP,
+    arm.UC_ARM_REG_PSP,
+    arm.UC_ARM_REG_CONTROL,
+    arm.UC_ARM_REG_IPSR,
+    arm.UC_ARM_REG_APSR_NZCV,
+)
+_ENTER_REGS = _CONTEXT_REGS + (arm.UC_ARM_REG_LR, arm.UC_ARM_REG_PC)
+# unstacking: frame registers, the mode switch, xPSR, the flags again (rebuild), PC
+_RETURN_TAIL_REGS = (arm.UC_ARM_REG_XPSR_NZCVQG, arm.UC_ARM_REG_APSR_NZCV, arm.UC_ARM_REG_PC)
+_UNSTACK_REGS = _FRAME_INT_REGS + _CONTEXT_REGS + _RETURN_TAIL_REGS
+_UNSTACK_FP_REGS = _FRAME_INT_REGS + _FP_REGS + _CONTEXT_REGS + _RETURN_TAIL_REGS
+_TAIL_CHAIN_REGS = (
+    arm.UC_ARM_REG_IPSR,
+    arm.UC_ARM_REG_CONTROL,
+    arm.UC_ARM_REG_APSR_NZCV,
+    arm.UC_ARM_REG_LR,
+    arm.UC_ARM_REG_PC,
+)
+_NZCV_MASK = 0xF0000000
+_BASIC_WORDS = struct.Struct(f"<{BASIC_FRAME // 4}I")
+_EXTENDED_WORDS = struct.Struct(f"<{EXTENDED_FRAME // 4}I")
 
 
 class FaultKind(enum.Enum):
@@ -119,21 +161,6 @@ class Lockup(Exception):
         self.pc = pc
 
 
-@dataclass
-class _EntryState:
-    r0: int
-    r1: int
-    r2: int
-    r3: int
-    r12: int
-    lr: int
-    xpsr: int
-    control: int
-    ipsr: int
-    msp: int
-    psp: int
-
-
 class ExceptionUnit:
     """Takes and returns from exceptions on one core."""
 
@@ -142,16 +169,29 @@ class ExceptionUnit:
         self._memory = memory
         self.nvic = nvic
         self.scb = scb
+        # Register traffic goes straight to libunicorn in as few calls as possible: it is most of
+        # the cost of an interrupt round trip (see native.py).
+        self._regs = RegisterFile(uc)
         self._entry = RegisterBatch(uc, _ENTRY_REGS)
+        self._return = RegisterBatch(uc, _RETURN_REGS)
         self._fp = RegisterBatch(uc, _FP_REGS)
-        self._frame_regs = RegisterBatch(uc, _FRAME_INT_REGS)
         self._masks = RegisterBatch(uc, _MASK_REGS)
+        self._mode_masks = RegisterBatch(uc, _MODE_AND_MASK_REGS)
+        self._mode = RegisterBatch(uc, (arm.UC_ARM_REG_IPSR, arm.UC_ARM_REG_CONTROL))
         self._stacks = RegisterBatch(uc, (arm.UC_ARM_REG_MSP, arm.UC_ARM_REG_PSP))
+        self._context = RegisterBatch(uc, _CONTEXT_REGS)
+        self._enter = RegisterBatch(uc, _ENTER_REGS)
+        self._unstack = RegisterBatch(uc, _UNSTACK_REGS)
+        self._unstack_fp = RegisterBatch(uc, _UNSTACK_FP_REGS)
+        self._tail = RegisterBatch(uc, _TAIL_CHAIN_REGS)
         #: exceptions taken since reset (diagnostics and tests)
         self.entries = 0
 
     # -- priorities --------------------------------------------------------------------------
     def masks(self) -> tuple[int, int, int]:
+        ipsr, control, p, b, f = self._mode_masks.read()
+        if ipsr or not control & CONTROL_NPRIV:
+            return p, b, f  # privileged: the values just read are the real ones
         p, b, f = self._privileged_read(self._masks)
         return p, b, f
 
@@ -163,15 +203,15 @@ class ExceptionUnit:
     def privileged(self) -> Iterator[None]:
         """Access special registers, which unicorn reads as 0 and ignores writes to from
         unprivileged thread mode, by passing through handler mode (the SP banking follows)."""
-        uc = self._uc
-        if uc.reg_read(arm.UC_ARM_REG_IPSR) or not uc.reg_read(arm.UC_ARM_REG_CONTROL) & CONTROL_NPRIV:
+        ipsr, control = self._mode.read()
+        if ipsr or not control & CONTROL_NPRIV:
             yield
             return
-        uc.reg_write(arm.UC_ARM_REG_IPSR, 1)
+        self._regs.write(arm.UC_ARM_REG_IPSR, 1)
         try:
             yield
         finally:
-            uc.reg_write(arm.UC_ARM_REG_IPSR, 0)
+            self._regs.write(arm.UC_ARM_REG_IPSR, 0)
             self._refresh_flags()
 
     def execution_priority(self, *, with_primask: bool = True) -> int:
@@ -213,25 +253,28 @@ class ExceptionUnit:
             vector = self._vector(HARDFAULT)
             if vector is None:
                 raise Lockup("HardFault vector unreadable", return_address)
-        st = _EntryState(*self._entry.read())
-        if st.ipsr == 0 and st.control & CONTROL_NPRIV:
-            st.msp, st.psp = self._privileged_read(self._stacks)
-        fpca = bool(st.control & CONTROL_FPCA)
-        thread = st.ipsr == 0
-        use_psp = thread and bool(st.control & CONTROL_SPSEL)
-        sp = st.psp if use_psp else st.msp
+        r0, r1, r2, r3, r12, lr, xpsr, control, ipsr, msp, psp, nzcv = self._entry.read()
+        if ipsr == 0 and control & CONTROL_NPRIV:
+            msp, psp = self._privileged_read(self._stacks)
+        fpca = bool(control & CONTROL_FPCA)
+        thread = ipsr == 0
+        use_psp = thread and bool(control & CONTROL_SPSEL)
+        sp = psp if use_psp else msp
         size = EXTENDED_FRAME if fpca else BASIC_FRAME
         frame = (sp - size) & 0xFFFFFFFF
         aligned = frame & 4
         frame &= ~7
-        stacked_xpsr = (st.xpsr & ~XPSR_ALIGN) | (XPSR_ALIGN if aligned else 0)
-        words = [st.r0, st.r1, st.r2, st.r3, st.r12, st.lr, return_address & ~1, stacked_xpsr]
+        stacked_xpsr = (xpsr & ~XPSR_ALIGN) | (XPSR_ALIGN if aligned else 0)
+        words = [r0, r1, r2, r3, r12, lr, return_address & ~1, stacked_xpsr]
         if fpca:
             fp = self._fp.read()
             words += fp[:16] + [fp[16], 0]
-        data = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
+        try:
+            data = (_EXTENDED_WORDS if fpca else _BASIC_WORDS).pack(*words)
+        except struct.error:  # not expected: every word is a 32-bit register value
+            data = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
         exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (8 if thread else 0) | (4 if use_psp else 0)
-        msp, psp = (st.msp, frame) if use_psp else (frame, st.psp)
+        msp, psp = (msp, frame) if use_psp else (frame, psp)
         if self._memory.ram_covers(frame, len(data)):
             self._memory.write_ram(frame, data)
             if fpca:
@@ -244,9 +287,12 @@ class ExceptionUnit:
             if vector is None:
                 raise Lockup("fault vector unreadable after a stacking error", return_address)
         self.nvic.activate(exc)
-        self._set_context(exc, st.control & ~(CONTROL_SPSEL | CONTROL_FPCA), msp, psp)
-        self._uc.reg_write(arm.UC_ARM_REG_LR, exc_return)
-        self._uc.reg_write(arm.UC_ARM_REG_PC, vector | 1)
+        # mode switch, LR and PC in one ordered write; CONTROL and the flags are as read above
+        # (nothing since changed them: IPSR writes only swap the banked SP)
+        new_control = control & ~(CONTROL_SPSEL | CONTROL_FPCA)
+        values = _context_values(exc, new_control, msp, psp, control, nzcv)
+        values += (exc_return, vector | 1)
+        self._enter.write(values)
         self.entries += 1
         if not vector & 1:
             self.fault(FaultKind.INVSTATE, vector & ~1)
@@ -302,8 +348,8 @@ class ExceptionUnit:
     # -- return ------------------------------------------------------------------------------
     def exception_return(self, exc_return: int) -> bool:
         """Handle an EXC_RETURN branch; returns True when execution is back in thread mode."""
-        uc = self._uc
-        ipsr = uc.reg_read(arm.UC_ARM_REG_IPSR)
+        # every register this needs, read at once (in handler mode all of them are readable)
+        ipsr, control, msp, psp, primask, basepri, faultmask, nzcv = self._return.read()
         valid = (exc_return & 0x0FFFFFE0) == 0x0FFFFFE0 and (exc_return & 0xF) in (0x1, 0x9, 0xD)
         to_thread = bool(exc_return & 8)
         if (
@@ -317,17 +363,17 @@ class ExceptionUnit:
             return False
         self.nvic.deactivate(ipsr)
         if ipsr != NMI:
-            uc.reg_write(arm.UC_ARM_REG_FAULTMASK, 0)  # cleared on return from anything but NMI
+            self._regs.write(arm.UC_ARM_REG_FAULTMASK, 0)  # cleared on return from anything but NMI
+            faultmask = 0
         pending = self.nvic.highest_pending()
-        if pending is not None and self.nvic.can_preempt(pending, self.execution_priority()):
-            self._tail_chain(pending, exc_return)
+        if pending is not None and self.nvic.can_preempt(
+            pending, self.nvic.execution_priority(primask, basepri, faultmask)
+        ):
+            self._tail_chain(pending, exc_return, control, nzcv)
             return False
         use_psp = bool(exc_return & 4)
         extended = not exc_return & 0x10
         size = EXTENDED_FRAME if extended else BASIC_FRAME
-        control = uc.reg_read(arm.UC_ARM_REG_CONTROL)
-        msp = uc.reg_read(arm.UC_ARM_REG_MSP)
-        psp = uc.reg_read(arm.UC_ARM_REG_PSP)
         sp = psp if use_psp else msp
         raw = self._memory.cpu_read(sp, size)
         if raw is None:
@@ -343,26 +389,27 @@ class ExceptionUnit:
             psp = new_sp
         else:
             msp = new_sp
-        self._frame_regs.write(words[:6])
-        if extended:
-            self._fp.write(list(words[8:24]) + [words[24]])
         target_ipsr = 0 if to_thread else stacked_xpsr & 0x1FF
         new_control = control & ~(CONTROL_SPSEL | CONTROL_FPCA)
         if to_thread and use_psp:
             new_control |= CONTROL_SPSEL
         if extended:
             new_control |= CONTROL_FPCA
-        self._set_context(target_ipsr, new_control, msp, psp)
         xpsr = (stacked_xpsr & ~(XPSR_ALIGN | 0x1FF)) | target_ipsr | XPSR_T
-        uc.reg_write(arm.UC_ARM_REG_XPSR_NZCVQG, xpsr)
-        self._refresh_flags()
-        uc.reg_write(arm.UC_ARM_REG_PC, words[6] | 1)
+        # One ordered write: r0-r3, r12, lr (and s0-s15, FPSCR), the mode switch, xPSR, the
+        # flags rewritten (the xPSR write just set them to its own NZCV bits), then PC.
+        values = words[:6]
+        if extended:
+            values += words[8:25]
+        values += _context_values(target_ipsr, new_control, msp, psp, control, nzcv)
+        values += (xpsr, xpsr & _NZCV_MASK, words[6] | 1)
+        (self._unstack_fp if extended else self._unstack).write(values)
         if not stacked_xpsr & XPSR_T:
             self.fault(FaultKind.INVSTATE, words[6] & ~1)
             return False
         return to_thread
 
-    def _tail_chain(self, exc: int, exc_return: int) -> None:
+    def _tail_chain(self, exc: int, exc_return: int, control: int, nzcv: int) -> None:
         vector = self._vector(exc)
         if vector is None:
             self.scb.record_fault(hfsr=HFSR_VECTTBL)
@@ -370,34 +417,21 @@ class ExceptionUnit:
             vector = self._vector(HARDFAULT)
             if vector is None:
                 raise Lockup("HardFault vector unreadable", exc_return)
-        uc = self._uc
         self.nvic.activate(exc)
-        uc.reg_write(arm.UC_ARM_REG_IPSR, exc)
-        control = uc.reg_read(arm.UC_ARM_REG_CONTROL)
-        uc.reg_write(arm.UC_ARM_REG_CONTROL, control & ~CONTROL_FPCA)
-        self._refresh_flags()
-        uc.reg_write(arm.UC_ARM_REG_LR, exc_return)
-        uc.reg_write(arm.UC_ARM_REG_PC, vector | 1)
+        # IPSR, CONTROL without FPCA, the flags rewritten (rebuild), LR, PC in one ordered write
+        self._tail.write((exc, control & ~CONTROL_FPCA, nzcv, exc_return, vector | 1))
         self.entries += 1
 
     # -- mode switching ----------------------------------------------------------------------
     def _set_context(self, ipsr: int, control: int, msp: int, psp: int) -> None:
         """Switch to IPSR ``ipsr`` / CONTROL ``control`` with the given stack pointers."""
-        w = self._uc.reg_write
-        w(arm.UC_ARM_REG_IPSR, 1)  # handler mode: privileged whatever CONTROL.nPRIV says
-        current = self._uc.reg_read(arm.UC_ARM_REG_CONTROL)
-        w(arm.UC_ARM_REG_CONTROL, current & ~CONTROL_NPRIV)
-        w(arm.UC_ARM_REG_IPSR, 0)  # privileged thread mode: every CONTROL bit is writable
-        w(arm.UC_ARM_REG_MSP, msp)
-        w(arm.UC_ARM_REG_PSP, psp)
-        w(arm.UC_ARM_REG_CONTROL, control)
-        if ipsr:
-            w(arm.UC_ARM_REG_IPSR, ipsr)
-        self._refresh_flags()
+        current = self._regs.read(arm.UC_ARM_REG_CONTROL)
+        nzcv = self._regs.read(arm.UC_ARM_REG_APSR_NZCV)
+        self._context.write(_context_values(ipsr, control, msp, psp, current, nzcv))
 
     def _refresh_flags(self) -> None:
         # rebuilds QEMU's cached translation flags after an IPSR change (see module docstring)
-        self._uc.reg_write(arm.UC_ARM_REG_APSR_NZCV, self._uc.reg_read(arm.UC_ARM_REG_APSR_NZCV))
+        self._regs.write(arm.UC_ARM_REG_APSR_NZCV, self._regs.read(arm.UC_ARM_REG_APSR_NZCV))
 
     # -- reset -------------------------------------------------------------------------------
     def reset_core(self, msp: int, pc: int) -> None:
@@ -416,3 +450,14 @@ class ExceptionUnit:
         uc.reg_write(arm.UC_ARM_REG_LR, 0xFFFFFFFF)
         uc.reg_write(arm.UC_ARM_REG_PC, pc | 1)
         self.entries = 0
+
+
+def _context_values(ipsr: int, control: int, msp: int, psp: int, current: int, nzcv: int) -> tuple[int, ...]:
+    """Values for ``_CONTEXT_REGS``: switch to IPSR ``ipsr`` / CONTROL ``control`` with the given
+    stack pointers, from CONTROL ``current`` and flags ``nzcv``.
+
+    Handler mode first (privileged whatever CONTROL.nPRIV says) to clear nPRIV, then privileged
+    thread mode where every CONTROL bit and both stack pointers are writable, then the target
+    IPSR (writing 0 when already 0 changes nothing), then the flags written back to themselves.
+    """
+    return (1, current & ~CONTROL_NPRIV, 0, msp, psp, control, ipsr, nzcv)

@@ -4,7 +4,9 @@ The CPU runs in deterministic ``count=`` slices. A slice ends exactly when the n
 event is due (or earlier, when a callback asks for it: an IRQ was raised, a window was written,
 a reset was requested); between slices the engine runs due events, takes pending exceptions and
 applies faults. Virtual time is core cycles (one per instruction, plus sleep and provably idle
-polling) at the clock ``cpu_hz()`` returns, re-read at every slice boundary.
+polling) at the clock ``cpu_hz()`` returns, re-read at a slice boundary whenever model code may
+have run since the last reading (an MMIO or window access, a model event, a read watch, a reset,
+``until()``, or host code between runs): ``cpu_hz()`` must depend on model state only.
 
 Idle time is skipped, never executed: WFI/WFE sleep, a branch-to-self (``b .``) found at a slice
 end, and firmware proven to be just polling one register (:mod:`h743sim.engine.polling`) all jump
@@ -38,7 +40,13 @@ from h743sim.engine.exceptions import ExceptionUnit, FaultKind, Lockup
 from h743sim.engine.memory import BusModel, MemoryMap
 from h743sim.engine.model_host import ModelHost
 from h743sim.engine.mpu import Mpu
-from h743sim.engine.native import HOOK_CODE_CFUNC, HOOK_INSN_INVALID_CFUNC, HOOK_INTR_CFUNC, NativeHooks
+from h743sim.engine.native import (
+    HOOK_CODE_CFUNC,
+    HOOK_INSN_INVALID_CFUNC,
+    HOOK_INTR_CFUNC,
+    NativeHooks,
+    RegisterFile,
+)
 from h743sim.engine.nvic import SYSTICK, Nvic
 from h743sim.engine.polling import PollDetector
 from h743sim.engine.scb import Scb
@@ -62,6 +70,7 @@ MAX_RESETS_PER_BOUNDARY = 100
 NUM_IRQS = 150
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x00100000
+_PPB_END = PPB_BASE + PPB_SIZE
 
 # QEMU exception numbers unicorn passes to UC_HOOK_INTR
 EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT, EXCP_EXCEPTION_EXIT = 2, 3, 4, 7, 8
@@ -88,11 +97,20 @@ def _execute_never(address: int) -> bool:
 class _CycleTimer:
     """A timer due at a core-cycle count (re-timed when the core clock changes)."""
 
-    def __init__(self, machine: Machine, cycle: int, callback: Callable[[], None], name: str) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        cycle: int,
+        callback: Callable[[], None],
+        name: str,
+        *,
+        model_code: bool = True,
+    ) -> None:
         self._machine = machine
         self.cycle = cycle
         self._callback = callback
         self._name = name
+        self._model_code = model_code  # False only for the engine's own SysTick
         self._event: Timer | None = None
         self._done = False
         self.arm()
@@ -102,12 +120,14 @@ class _CycleTimer:
             self._event.cancel()
         m = self._machine
         delay = m.clock.ns_at(self.cycle) - m.now_ns()
-        self._event = m.schedule(max(0, delay), self._fire, self._name)
+        self._event = m._schedule(max(0, delay), self._fire, self._name)
         m._cycle_timers[self] = None
 
     def _fire(self) -> None:
         self._done = True
         self._machine._cycle_timers.pop(self, None)
+        if self._model_code:
+            self._machine._clock_stale = True
         self._callback()
 
     def cancel(self) -> None:
@@ -121,6 +141,18 @@ class _CycleTimer:
         return not self._done
 
 
+class _SysTickClock:
+    """SysTick's view of the core-cycle clock: its wrap events run engine code only (COUNTFLAG,
+    pending exception 15), so unlike model events they cannot change what ``cpu_hz()`` returns."""
+
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+        self.now_cycles = machine.now_cycles  # no extra call layer: SysTick reads it often
+
+    def schedule_at_cycle(self, cycle: int, callback: Callable[[], None], name: str = "") -> Timer:
+        return _CycleTimer(self._machine, cycle, callback, name, model_code=False)
+
+
 class Machine:
     """A Cortex-M7 with NVIC/SCB/SysTick, RAM, MMIO models and windows, in virtual time."""
 
@@ -130,12 +162,20 @@ class Machine:
         *,
         num_irqs: int = NUM_IRQS,
         max_slice: int = DEFAULT_MAX_SLICE,
+        clock_generation: Callable[[], int] | None = None,
     ) -> None:
+        """``cpu_hz()`` gives the core clock from model state. ``clock_generation()``, when given,
+        is a cheap counter the clock's owner changes whenever ``cpu_hz()`` may return another
+        value; ``cpu_hz()`` is then only called when it changed (after a reset, at the start of a
+        run, or when it changed since the last reading)."""
         if max_slice < 1:
             raise ValueError(f"max_slice must be at least 1, got {max_slice}")
         self._cpu_hz = cpu_hz or (lambda: DEFAULT_CPU_HZ)
+        self._clock_generation = clock_generation
+        self._seen_generation: int | None = None
         self.max_slice = max_slice
         self.uc = create_cortex_m7()
+        self._regs = RegisterFile(self.uc)  # PC/IPSR reads on the hot paths, bypassing the binding
         self.counter = InstructionCounter(self.uc)
         self._fault_address = FaultAddress(self.uc)
         self.registers = CoreRegisters(self.uc)
@@ -148,7 +188,7 @@ class Machine:
         self.nvic = Nvic(self.host_for("nvic"), num_irqs)
         self.nvic.on_change = self._exception_state_changed
         self.scb = Scb(self.host_for("scb"), self.nvic, self)
-        self.systick = SysTick(self.host_for("systick"), self, lambda: self.nvic.pend(SYSTICK))
+        self.systick = SysTick(self.host_for("systick"), _SysTickClock(self), lambda: self.nvic.pend(SYSTICK))
         self.mpu = Mpu(self.host_for("mpu"))
         self.core_debug = CoreDebug(self.host_for("coredebug"))
         self.dwt = Dwt(self.host_for("dwt"), self.now_cycles, self.core_debug)
@@ -192,6 +232,9 @@ class Machine:
         self._slice_instructions_before = 0
         self._deadline_ns: int | None = None
         self._skip_target = False  # is there an event or deadline idle polling could jump to?
+        # cpu_hz() is re-read only after model code may have run (MMIO access, model event,
+        # reset, until(), host code between runs); otherwise its value cannot have changed
+        self._clock_stale = True
         self._clear_run_state()
 
     def _clear_run_state(self) -> None:
@@ -228,7 +271,12 @@ class Machine:
         return self._cycles
 
     def now_ns(self) -> int:
-        return self.clock.ns_at(self.now_cycles())
+        # now_cycles() inlined: models ask for the time on most register accesses
+        if self._running:
+            cycles = self._slice_start_cycles + self.counter.executed() + self._slice_extra_cycles
+        else:
+            cycles = self._cycles
+        return self.clock.ns_at(cycles)
 
     @property
     def virtual_time_ns(self) -> int:
@@ -242,6 +290,14 @@ class Machine:
 
     def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> Timer:
         """Run ``callback`` ``delay_ns`` of virtual time from now (at a slice boundary)."""
+
+        def model_event() -> None:
+            self._clock_stale = True  # model code runs: the core clock may change
+            callback()
+
+        return self._schedule(delay_ns, model_event, name)
+
+    def _schedule(self, delay_ns: int, callback: Callable[[], None], name: str) -> Timer:
         self.events.now = max(self.events.now, self.now_ns())
         event = self.events.schedule(delay_ns, callback, name)
         self._skip_target = True
@@ -293,16 +349,24 @@ class Machine:
 
     # -- BusListener (memory map callbacks) ----------------------------------------------------
     def mmio_read(self, address: int, value: int) -> None:
+        if not PPB_BASE <= address < _PPB_END:  # the PPB holds only the engine's own devices
+            self._clock_stale = True
         # idle polling can only be skipped towards something: an event or the run's deadline
         if self._skip_target and self._poll.read(address, value):
             self._fast_forward()
 
     def mmio_write(self, address: int) -> None:
+        if not PPB_BASE <= address < _PPB_END:
+            self._clock_stale = True
         self._poll.other_access()
 
     def window_written(self) -> None:
+        self._clock_stale = True
         self._poll.other_access()
         self._request_boundary()
+
+    def model_called(self) -> None:
+        self._clock_stale = True
 
     def read_refused(self, address: int, reason: str) -> None:
         self._pending_fault = (FaultKind.BUS_DATA, address, reason)
@@ -328,7 +392,7 @@ class Machine:
 
     # -- CoreView (SCB) ------------------------------------------------------------------------
     def ipsr(self) -> int:
-        return int(self.uc.reg_read(arm.UC_ARM_REG_IPSR))
+        return self._regs.read(arm.UC_ARM_REG_IPSR)
 
     def masks(self) -> tuple[int, int, int]:
         return self.exceptions.masks()
@@ -337,7 +401,7 @@ class Machine:
     def _on_interrupt(self, _h: Any, intno: int, _u: Any) -> None:
         try:
             self.memory.restore_windows()
-            pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+            pc = self._regs.read(arm.UC_ARM_REG_PC)
             self._event_register = True
             if intno == EXCP_EXCEPTION_EXIT:
                 back_to_thread = self.exceptions.exception_return(pc | 1)
@@ -376,14 +440,16 @@ class Machine:
         looked like a hint.
         """
         try:
-            pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
-            if not self.uc.reg_read(arm.UC_ARM_REG_XPSR) & (1 << 24):
+            pc = self._regs.read(arm.UC_ARM_REG_PC)
+            if not self._regs.read(arm.UC_ARM_REG_XPSR) & (1 << 24):
                 self._invalid = (FaultKind.INVSTATE, pc)
                 return False
-            counter = self.counter.counter
-            if self._last_hint != (pc, counter - 1):
+            # absolute instruction number: the per-slice counter restarts with every slice, so a
+            # hint that began one slice must not look like a repeat when it runs again later
+            number = self._instructions + self.counter.counter
+            if self._last_hint != (pc, number - 1):
                 if self._follows(_WFE_T1, _WFE_T2):
-                    self._last_hint = (pc, counter)
+                    self._last_hint = (pc, number)
                     if self._event_register:
                         self._event_register = False
                     else:
@@ -391,7 +457,7 @@ class Machine:
                         self._request_boundary()
                     return True
                 if self._follows(_YIELD_T1, _YIELD_T2):
-                    self._last_hint = (pc, counter)
+                    self._last_hint = (pc, number)
                     return True
             self._invalid = (FaultKind.UNDEFINED, pc)
             return False
@@ -434,6 +500,8 @@ class Machine:
         self._reset_models_and_core()
 
     def _reset_models_and_core(self) -> None:
+        self._clock_stale = True
+        self._seen_generation = None
         self.memory.restore_windows()
         self.scb.vtor_reset = self.boot_address
         self.memory.reset_models()
@@ -474,8 +542,10 @@ class Machine:
             raise ValueError(f"max_instructions must not be negative, got {max_instructions}")
         self._deadline_ns = None if max_ns is None else self.now_ns() + int(max_ns)
         limit = None if max_instructions is None else self._instructions + int(max_instructions)
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
         self._breakpoint_skip = pc if pc in self._breakpoints else None
+        self._clock_stale = True  # host code may have changed models between runs
+        self._seen_generation = None
         try:
             while True:
                 stop = self._boundary(until)
@@ -509,9 +579,9 @@ class Machine:
                     self._system_reset(self._reset_request)
                 except EngineError as exc:
                     return self._stop(StopKind.ERROR, str(exc), exc)
-            if self.clock.set_hz(self._cpu_hz(), self._cycles):
-                for timer in list(self._cycle_timers):
-                    timer.arm()
+            if self._clock_stale:
+                self._clock_stale = False
+                self._update_clock()
             self.events.now = max(self.events.now, self.now_ns())
             self.events.run_due()
             if self._reset_request is None:  # else an event asked for another reset
@@ -521,14 +591,27 @@ class Machine:
         stop = self._pending_stop()
         if stop is not None:
             return stop
-        if until is not None and until():
-            return self._stop(StopKind.CONDITION, "until() condition met")
+        if until is not None:
+            self._clock_stale = True  # until() is host code: it may touch models
+            if until():
+                return self._stop(StopKind.CONDITION, "until() condition met")
         try:
             self._deliver_faults_and_exceptions()
         except Lockup as lockup:
             self._lockup = lockup
             return self._pending_stop()
         return None
+
+    def _update_clock(self) -> None:
+        generation = self._clock_generation
+        if generation is not None:
+            seen = generation()
+            if seen == self._seen_generation:
+                return
+            self._seen_generation = seen
+        if self.clock.set_hz(self._cpu_hz(), self._cycles):
+            for timer in list(self._cycle_timers):
+                timer.arm()
 
     def _pending_stop(self) -> StopReason | None:
         if self._error is not None:
@@ -548,21 +631,20 @@ class Machine:
         return None
 
     def _deliver_faults_and_exceptions(self) -> None:
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        # PC is read only when something is taken (most boundaries take nothing)
         if self._pending_fault is not None:
+            pc = self._regs.read(arm.UC_ARM_REG_PC)
             kind, address, reason = self._pending_fault
             self._pending_fault = None
             log.info("bus fault at pc=%#010x: %s", pc, reason)
             self.exceptions.fault(kind, pc, address)
             self._after_entry()
-            pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         for _ in range(self.nvic.num_exceptions):
             exc = self.exceptions.deliverable()
             if exc is None:
                 return
-            self.exceptions.take(exc, pc)
+            self.exceptions.take(exc, self._regs.read(arm.UC_ARM_REG_PC))
             self._after_entry()
-            pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
 
     def _after_entry(self) -> None:
         self._idle_mode = None
@@ -602,7 +684,7 @@ class Machine:
         Otherwise the core is stepped one instruction at a time for the first
         ``MASKED_SINGLE_STEPS`` boundaries (critical sections are short), then in growing slices.
         """
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
         code = self.memory.cpu_read(pc, SCAN_BYTES) or self.memory.cpu_read(pc, 16)
         ahead = instructions_until_unmask(code) if code else None
         streak = self._masked_streak
@@ -614,7 +696,7 @@ class Machine:
         return min(MASKED_SLICE_MAX, MASKED_SLICE_MIN << min(streak - MASKED_SINGLE_STEPS, 16))
 
     def _run_slice(self, budget: int) -> None:
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
         self._slice_start_cycles = self._cycles
         self._slice_extra_cycles = 0
         self._slice_instructions_before = self._instructions
@@ -656,7 +738,7 @@ class Machine:
             self._idle_mode = "spin"
 
     def _at_self_branch(self) -> bool:
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
         code = self.memory.cpu_read(pc, 4) or self.memory.cpu_read(pc, 2)
         if code is None:
             return False
@@ -666,19 +748,20 @@ class Machine:
 
     def _follows(self, t1: int, t2: int) -> bool:
         """True when the instruction just before PC is the given 16-bit or 32-bit encoding."""
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
-        half = self.memory.cpu_read(pc - 2, 2)
-        if half is not None and int.from_bytes(half, "little") == t1:
-            return True
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
+        # one read covers both encodings when [pc-4, pc) is readable (then so is [pc-2, pc))
         word = self.memory.cpu_read(pc - 4, 4)
-        return word is not None and int.from_bytes(word, "little") == t2
+        if word is not None:
+            return int.from_bytes(word[2:], "little") == t1 or int.from_bytes(word, "little") == t2
+        half = self.memory.cpu_read(pc - 2, 2)
+        return half is not None and int.from_bytes(half, "little") == t1
 
     def _wait_for_interrupt(self) -> None:
         if not self.exceptions.wakes_from_sleep():
             self._idle_mode = "wfi"
 
     def _handle_memory_error(self, error: UcError) -> None:
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        pc = self._regs.read(arm.UC_ARM_REG_PC)
         code = error.errno
         info = self.memory.last_fault
         self.memory.last_fault = None

@@ -65,6 +65,8 @@ class BusListener(Protocol):
 
     def window_written(self) -> None: ...
 
+    def model_called(self) -> None: ...
+
     def read_refused(self, address: int, reason: str) -> None: ...
 
     def callback_error(self, exc: BaseException, where: str) -> None: ...
@@ -77,6 +79,10 @@ class Region:
     size: int
     kind: str  # "ram" | "mmio" | "window"
     model: BusModel | None = None
+    # RAM contents (the buffer unicorn maps): the engine reads vectors, stack frames and
+    # instruction bytes from it without a libunicorn call
+    data: memoryview | None = field(default=None, compare=False, repr=False)
+    pin: Any = field(default=None, compare=False, repr=False)  # pins the buffer while mapped
 
     @property
     def end(self) -> int:
@@ -128,6 +134,7 @@ class MemoryMap:
         self._listener = listener
         self._hooks = NativeHooks(uc)
         self.regions: list[Region] = []
+        self._last_region: Region | None = None  # region_at() cache; regions never overlap
         self.windows: dict[str, Window] = {}
         self._watches: list[_Watch] = []
         self.code_pages: set[int] = set()
@@ -143,8 +150,13 @@ class MemoryMap:
     def add_ram(self, name: str, base: int, size: int) -> None:
         """Plain read/write/execute memory (SRAM, TCM), zero-filled."""
         self._check_new(name, base, size)
-        self._uc.mem_map(base, size, ucc.UC_PROT_ALL)
-        self.regions.append(Region(name, base, size, "ram"))
+        # a buffer of ours mapped in place (as unicorn's own RAM would be): CPU stores land in it
+        # directly, so reading it is coherent; writes still go through mem_write, which keeps
+        # translated code coherent
+        buffer = bytearray(size)
+        pin = (ctypes.c_char * size).from_buffer(buffer)
+        self._uc.mem_map_ptr(base, size, ucc.UC_PROT_ALL, ctypes.addressof(pin))
+        self.regions.append(Region(name, base, size, "ram", data=memoryview(buffer), pin=pin))
 
     def add_mmio(self, name: str, base: int, size: int, model: BusModel) -> None:
         """Route CPU accesses in [base, base+size) to ``model.read/write`` (offsets from base)."""
@@ -178,8 +190,12 @@ class MemoryMap:
                 )
 
     def region_at(self, address: int) -> Region | None:
+        r = self._last_region  # exception entry/return and WFI checks hit the same few regions
+        if r is not None and r.base <= address < r.base + r.size:
+            return r
         for r in self.regions:
-            if r.base <= address < r.end:
+            if r.base <= address < r.base + r.size:
+                self._last_region = r
                 return r
         return None
 
@@ -274,6 +290,7 @@ class MemoryMap:
         self._uc.mem_unmap(win.base, len(win.buffer))
         self._uc.ctl_remove_cache(win.base, win.end)
         self.regions = [r for r in self.regions if r.name != win.name]
+        self._last_region = None
         del self.windows[win.name]
         self._flush_tlb()
 
@@ -340,6 +357,7 @@ class MemoryMap:
             try:
                 if self._restore:
                     self.restore_windows()
+                listener.model_called()
                 reason = handler(address - base, asize)
                 if reason:
                     listener.read_refused(address, str(reason))
@@ -390,8 +408,9 @@ class MemoryMap:
         r = self.region_at(address)
         if r is None or not r.contains(address, length):
             return None
-        if r.kind == "ram":
-            return bytes(self._uc.mem_read(address, length))
+        if r.data is not None:  # RAM
+            off = address - r.base
+            return r.data[off : off + length].tobytes()
         if r.kind == "window":
             win = self.windows[r.name]
             if not win.enabled:

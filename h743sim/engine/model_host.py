@@ -20,9 +20,8 @@ class ModelHost:
         self.name = name
         self.irq_offset = irq_offset
         self.logger = logging.getLogger(f"h743sim.model.{name}")
-
-    def now_ns(self) -> int:
-        return self._machine.now_ns()
+        # bound directly: models read the time on many register accesses
+        self.now_ns: Callable[[], int] = machine.now_ns
 
     def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> Timer:
         return self._machine.schedule(delay_ns, callback, name or self.name)

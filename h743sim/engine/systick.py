@@ -69,12 +69,12 @@ class SysTick(Peripheral):
     def _reload(self) -> int:
         return self.regs["RVR"]["RELOAD"]
 
-    def _value_at(self, tick: int) -> int:
+    def _value_at(self, tick: int, reload: int | None = None) -> int:
         k = tick - self._anchor_tick
         v0 = self._anchor_value
         if k <= v0:
             return v0 - k
-        rvr = self._reload()
+        rvr = self._reload() if reload is None else reload
         if rvr == 0:
             return 0
         return rvr - (k - v0 - 1) % (rvr + 1)
@@ -141,9 +141,11 @@ class SysTick(Peripheral):
             self._held = value
             self._schedule()
 
-    def _rvr_written(self, _old: int, _new: int) -> None:
+    def _rvr_written(self, old: int, _new: int) -> None:
+        # a new RELOAD takes effect at the next reload: the count in progress (reloads done
+        # so far included) still follows the old value
         if self._running:
-            self._anchor(self.current())
+            self._anchor(self._value_at(self._ticks(self._clock.now_cycles()), old & _MAX))
 
     def _cvr_written(self, _old: int, _new: int) -> None:
         self._countflag = False

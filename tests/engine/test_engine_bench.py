@@ -15,3 +15,10 @@ def test_benchmarks_run_the_requested_work(toolchain):
     assert poll.instructions == 30_000
     assert abs(poll.mmio_reads - 10_000) <= 1  # one register read every 3 instructions
     assert "MIPS" in str(poll) and "MMIO reads/s" in str(poll)
+
+
+def test_interrupt_round_trip_benchmark_counts_every_wake(toolchain):
+    wake = bench.interrupt_round_trips(200, period=6_400)
+    assert wake.wakes == 200
+    assert wake.virtual_ns == 200 * 6_400 * 1_000_000_000 // 64_000_000
+    assert "round trips/s" in str(wake) and wake.us_per_wake > 0

@@ -426,3 +426,56 @@ def test_reset_without_a_vector_table_is_a_clear_error():
     m = Machine()
     with pytest.raises(EngineError, match="no readable vector table at boot address 0x08000000"):
         m.reset()
+
+
+WFE_PROGRAM = """
+reset:
+  ldr r0, =0xE000E100
+  movs r1, #8                 @ enable IRQ3
+  str r1, [r0]
+  ldr r4, =0x20000000
+  movs r5, #0
+1: svc #0                     @ the exception return sets the event register:
+  wfe                         @ so this WFE falls through
+  adds r5, #1
+  cmp r5, #4
+  bne 1b
+  str r5, [r4]
+  ldr r6, =0x40000000
+  ldr r1, =1000000            @ alarm in 1 ms
+  str r1, [r6]
+  wfe                         @ event register clear: sleeps until the interrupt
+  ldr r1, =0x600D
+  str r1, [r4, #8]
+2: wfi
+  b 2b
+alarm_irq:
+  ldr r6, =0x40000000
+  movs r1, #1
+  str r1, [r6, #8]
+  str r1, [r4, #4]
+  bx lr
+svc_handler:
+  bx lr
+"""
+
+
+def test_wfe_consumes_the_event_register_or_sleeps_until_an_interrupt(alarm_build):
+    m, alarm = alarm_build(WFE_PROGRAM, irqs={3: "alarm_irq"}, handlers={"svc": "svc_handler"})
+    stop = m.run(until=lambda: m.read_u32(RESULTS + 8) != 0, max_ns=10_000_000)
+    assert stop.kind is StopKind.CONDITION
+    assert m.read_u32(RESULTS) == 4 and m.read_u32(RESULTS + 4) == 1
+    # the WFE slept through the millisecond instead of executing it
+    assert m.instructions_executed < 60 and m.idle_cycles >= 63_000
+
+
+def test_wfe_is_a_hint_wherever_a_slice_starts(alarm_build):
+    """Slices cut the loop at different places: the same WFE starts one slice and is the second
+    instruction of another; it stays a hint (was taken for an undefined instruction)."""
+    m, _alarm = alarm_build(WFE_PROGRAM, irqs={3: "alarm_irq"}, handlers={"svc": "svc_handler"})
+    for budget in (6, 1, 1, 2, 1, 1, 3, 2, 2, 1, 4, 1, 1, 2):
+        stop = m.run(max_instructions=budget)
+        assert stop.kind is StopKind.INSTRUCTION_LIMIT, stop.message
+    stop = m.run(until=lambda: m.read_u32(RESULTS + 8) != 0, max_ns=10_000_000)
+    assert stop.kind is StopKind.CONDITION, stop.message
+    assert m.read_u32(RESULTS) == 4

@@ -152,3 +152,92 @@ def test_core_clock_change_retimes_systick(build):
     assert 15625 in gaps  # 1000 cycles at 64 MHz
     assert 7812 in gaps or 7813 in gaps  # 1000 cycles at 128 MHz
     assert m.read_u32(RESULTS) == len(entries)
+
+
+def test_core_clock_change_by_a_model_event_mid_run(build):
+    # cpu_hz() is re-read after model code ran (here a scheduled event), not only between runs
+    hz = [64_000_000]
+    probes: list[Probe] = []
+    m = build(
+        SYSTICK_IRQ_PROGRAM, handlers={"systick": "systick"}, cpu_hz=lambda: hz[0], setup=with_probe(probes)
+    )
+    m.exception_log = []
+    m.schedule(50_000, lambda: hz.__setitem__(0, 128_000_000), "pll switch")
+    m.run(max_ns=100_000)
+    entries = [t for t, _n, exc in m.exception_log if exc == 15]
+    gaps = [b - a for a, b in zip(entries, entries[1:], strict=False)]
+    assert 15625 in gaps  # 1000 cycles at 64 MHz
+    assert 7812 in gaps or 7813 in gaps  # 1000 cycles at 128 MHz
+
+
+def test_clock_generation_limits_cpu_hz_calls(build):
+    calls = [0]
+    generation = [0]
+    hz = [64_000_000]
+
+    def cpu_hz() -> int:
+        calls[0] += 1
+        return hz[0]
+
+    probes: list[Probe] = []
+    m = build(
+        SYSTICK_IRQ_PROGRAM,
+        handlers={"systick": "systick"},
+        cpu_hz=cpu_hz,
+        setup=with_probe(probes),
+        clock_generation=lambda: generation[0],
+    )
+    m.run(max_ns=20_000)
+    before = calls[0]
+
+    def switch() -> None:
+        hz[0] = 128_000_000
+        generation[0] += 1
+
+    m.schedule(20_000, switch, "pll switch")
+    m.schedule(10_000, lambda: None, "unrelated model event")
+    m.run(max_ns=60_000)
+    assert calls[0] - before == 2  # the start of the run, then once after the generation changed
+    assert m.clock.hz == 128_000_000
+
+
+RVR_WHILE_COUNTING_PROGRAM = """
+reset:
+  ldr r0, =0xE000E010
+  ldr r1, =999
+  str r1, [r0, #4]           @ RVR: period 1000 cycles
+  movs r1, #0
+  str r1, [r0, #8]
+  movs r1, #5
+  str r1, [r0]               @ ENABLE | CLKSOURCE(core), no interrupt
+  ldr r4, =0x20000000
+  ldr r2, =1500              @ ~3000 cycles: the counter has reloaded a few times
+1: subs r2, #1
+  bne 1b
+  ldr r1, [r0, #8]           @ CVR just before the new RVR
+  ldr r3, =4999
+  str r3, [r0, #4]           @ RVR: period 5000, while counting
+  ldr r5, [r0, #8]           @ CVR just after
+  str r1, [r4]
+  str r5, [r4, #4]
+  ldr r2, =600               @ ~1200 cycles: past the next reload, not past the one after
+2: subs r2, #1
+  bne 2b
+  ldr r5, [r0, #8]
+  str r5, [r4, #8]
+  ldr r1, =0x600D
+  str r1, [r4, #12]
+3: b 3b
+"""
+
+
+def test_rvr_written_while_counting_applies_at_the_next_reload(build):
+    """ARMv7-M B3.3: writing RVR does not change the count in progress (FreeRTOS's tickless
+    idle relies on it: new RVR, then the old one restored while the counter runs)."""
+    m = build(RVR_WHILE_COUNTING_PROGRAM)
+    m.run(until=lambda: m.read_u32(RESULTS + 12) == 0x600D, max_ns=1_000_000)
+    before, after, later, done = (m.read_u32(RESULTS + 4 * i) for i in range(4))
+    assert done == 0x600D
+    assert before <= 999 and after <= 999  # still the old period's count
+    assert 0 < before - after <= 4  # a few instructions apart, counting down
+    assert 999 < later <= 4999  # the reload after the write used the new value
