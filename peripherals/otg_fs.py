@@ -159,6 +159,11 @@ _DOEPMSK_FIELDS = (
 )  # fmt: skip
 
 
+_EP_BITS = (1 << NUM_EPS) - 1  # one DAINT half
+_ALL_EP_BITS = _EP_BITS << 16 | _EP_BITS
+_EpList = tuple[tuple[int, Register], ...]  # (endpoint number, its DIEPINT or DOEPINT)
+
+
 class OtgPortError(RuntimeError):
     """The host port was driven in a way the bus cannot do (e.g. a bus reset with no device)."""
 
@@ -191,6 +196,14 @@ class OtgFs(Peripheral):
         self._define_global_registers()
         self._define_device_registers()
         self._define_endpoint_registers()
+        # handles of the registers the per-access paths (GINTSTS, DAINT, the IRQ line) use
+        r = self.regs
+        self._r_gintsts, self._r_gintmsk, self._r_gahbcfg = r["GINTSTS"], r["GINTMSK"], r["GAHBCFG"]
+        self._r_gotgint, self._r_dctl, self._r_daintmsk = r["GOTGINT"], r["DCTL"], r["DAINTMSK"]
+        self._r_gotgctl, self._r_gccfg = r["GOTGCTL"], r["GCCFG"]
+        self._r_diepmsk, self._r_doepmsk, self._r_diepempmsk = r["DIEPMSK"], r["DOEPMSK"], r["DIEPEMPMSK"]
+        self._in_eps: list[_EpList | None] = [None] * (1 << NUM_EPS)
+        self._out_eps: list[_EpList | None] = [None] * (1 << NUM_EPS)
         self._init_state()
         self._update_irq()
 
@@ -437,7 +450,8 @@ class OtgFs(Peripheral):
         changed = self._sync_sof()
         if offset in FIFO_WINDOWS:
             value = self._fifo_read(offset, size)
-            self._update_irq()
+            if changed:  # popping a data word changes no interrupt input (RXFLVL counts statuses)
+                self._update_irq()
             return value
         if offset >= FIFO_WINDOWS.stop:
             self._log_once(
@@ -478,7 +492,7 @@ class OtgFs(Peripheral):
         return False
 
     def _gintsts(self) -> Register:
-        return self.regs["GINTSTS"]
+        return self._r_gintsts
 
     # ------------------------------------------------------------------ FIFOs
     def _rx_capacity(self) -> int:
@@ -657,17 +671,27 @@ class OtgFs(Peripheral):
         self._dev_addr = 0  # the core's USB state is gone; the host still believes its address
 
     def _gintsts_levels(self) -> int:
+        return self._core_levels() | self._endpoint_levels()
+
+    def _core_levels(self) -> int:
+        """The level bits of GINTSTS but IEPINT/OEPINT."""
         v = CMOD if self._mode_host else 0
-        if self.regs["GOTGINT"].value:
+        if self._r_gotgint.value:
             v |= OTGINT
         if self._rx_statuses:
             v |= RXFLVL
-        dctl = self.regs["DCTL"].value
+        dctl = self._r_dctl.value
         if dctl & GINSTS:
             v |= GINAKEFF
         if dctl & GONSTS:
             v |= BOUTNAKEFF
-        pending = self._daint() & self.regs["DAINTMSK"].value
+        return v
+
+    def _endpoint_levels(self) -> int:
+        """IEPINT/OEPINT: the endpoint scan, the costly part of GINTSTS."""
+        v = 0
+        daintmsk = self._r_daintmsk.value
+        pending = self._daint(daintmsk) & daintmsk
         if pending & 0xFFFF:
             v |= IEPINT
         if pending >> 16:
@@ -735,22 +759,39 @@ class OtgFs(Peripheral):
         return self._tx_free(fifo) if fifo < NUM_EPS else 0
 
     def _in_ep_pending(self, ep: int, mask: int) -> bool:
-        if self.regs["DIEPEMPMSK"].value >> ep & 1:
+        if self._r_diepempmsk.value >> ep & 1:
             mask |= TXFE
         if self._diepint[ep].value & mask:
             return True
         # TXFE is computed from the FIFO: only when it is unmasked (this runs on every IRQ update)
         return bool(mask & TXFE) and self._txfe(ep)
 
-    def _daint(self) -> int:
-        diepmsk, doepmsk = self.regs["DIEPMSK"].value, self.regs["DOEPMSK"].value
+    def _daint(self, select: int = _ALL_EP_BITS) -> int:
+        """DAINT; only the bits in ``select`` are computed (the others read 0)."""
+        # Same result as _in_ep_pending per endpoint, with the masks read once; the TX FIFO
+        # level (TXFE) is only looked at for endpoints that DIEPEMPMSK selects.
         v = 0
-        for n in range(NUM_EPS):
-            if self._in_ep_pending(n, diepmsk):
-                v |= 1 << n
-            if self._doepint[n].value & doepmsk:
-                v |= 1 << (16 + n)
+        in_sel = select & _EP_BITS
+        if in_sel:
+            diepmsk, empmsk = self._r_diepmsk.value, self._r_diepempmsk.value
+            for n, reg in self._in_eps[in_sel] or self._endpoints(in_sel, self._diepint, self._in_eps):
+                if reg.value & diepmsk or (empmsk >> n & 1 and (reg.value & TXFE or self._txfe(n))):
+                    v |= 1 << n
+        out_sel = (select >> 16) & _EP_BITS
+        if out_sel:
+            doepmsk = self._r_doepmsk.value
+            for n, reg in self._out_eps[out_sel] or self._endpoints(out_sel, self._doepint, self._out_eps):
+                if reg.value & doepmsk:
+                    v |= 1 << (16 + n)
         return v
+
+    @staticmethod
+    def _endpoints(selection: int, regs: list[Register], memo: list[_EpList | None]) -> _EpList:
+        """(n, regs[n]) for the endpoints whose bit is set in ``selection``, memoised in
+        ``memo[selection]``: GINTSTS only needs the endpoints DAINTMSK unmasks, usually few."""
+        found = tuple((n, regs[n]) for n in range(NUM_EPS) if selection >> n & 1)
+        memo[selection] = found
+        return found
 
     def _deachint(self) -> int:
         v = 2 if self._in_ep_pending(1, self.regs["DINEP1MSK"].value) else 0
@@ -792,8 +833,17 @@ class OtgFs(Peripheral):
         return (self._gintsts().value & ~_GINTSTS_LEVELS) | self._gintsts_levels()
 
     def _update_irq(self) -> None:
-        gintmsk = self.regs["GINTMSK"].value
-        level = bool(self.regs["GAHBCFG"].value & GINT) and bool(self._gintsts_value() & gintmsk)
+        # Runs after most accesses: stop at the first term that decides the level (the terms
+        # are side-effect free), the endpoint scan last.
+        gintmsk = self._r_gintmsk.value
+        level = bool(
+            self._r_gahbcfg.value & GINT
+            and (
+                self._r_gintsts.value & ~_GINTSTS_LEVELS & gintmsk
+                or self._core_levels() & gintmsk
+                or (gintmsk & (IEPINT | OEPINT) and self._endpoint_levels() & gintmsk)
+            )
+        )
         self._arm_sof_timer(gintmsk)
         if level != self._irq_level:
             self._irq_level = level
@@ -842,8 +892,8 @@ class OtgFs(Peripheral):
         want = (
             self._sof_epoch is not None
             and gintmsk & SOF
-            and self.regs["GAHBCFG"].value & GINT
-            and not self._gintsts().value & SOF
+            and self._r_gahbcfg.value & GINT
+            and not self._r_gintsts.value & SOF
         )
         if not want:
             if self._sof_timer is not None:
@@ -862,16 +912,16 @@ class OtgFs(Peripheral):
 
     # ------------------------------------------------------------------ connection
     def _session_valid(self) -> bool:
-        otg = self.regs["GOTGCTL"].value
+        otg = self._r_gotgctl.value
         if otg & BVALOEN:
             return bool(otg & BVALOVAL)
-        return bool(self.regs["GCCFG"].value & VBDEN) and self._vbus
+        return bool(self._r_gccfg.value & VBDEN) and self._vbus
 
-    def _pullup_on(self) -> bool:
+    def _pullup_on(self) -> bool:  # after every write (_update_connection)
         return (
             not self._mode_host
-            and bool(self.regs["GCCFG"].value & PWRDWN)
-            and not self.regs["DCTL"].value & SDIS
+            and bool(self._r_gccfg.value & PWRDWN)
+            and not self._r_dctl.value & SDIS
             and self._session_valid()
         )
 

@@ -58,6 +58,7 @@ FMODE_AUTO_POLLING = 2
 FMODE_MEMORY_MAPPED = 3
 
 _LINES = (0, 1, 2, 4)  # IMODE/ADMODE/ABMODE/DMODE encoding -> data lines
+_IRQ_SOURCES = (("TEF", "TEIE"), ("TCF", "TCIE"), ("FTF", "FTIE"), ("SMF", "SMIE"), ("TOF", "TOIE"))
 
 
 class QspiFlash(Protocol):
@@ -213,6 +214,18 @@ class QuadSpi(Peripheral):
         r.define(0x28, "PSMAR").field(0, 32, "MATCH", writable_when=idle)
         r.define(0x2C, "PIR").field(0, 16, "INTERVAL", writable_when=idle)
         r.define(0x30, "LPTR").field(0, 16, "TIMEOUT", writable_when=idle)
+        # Handles and field positions for the per-access paths (DR, SR, the IRQ line), taken
+        # from the definitions above so that the layout stays declared once.
+        self._cr, self._sr, self._ccr = r["CR"], r["SR"], r["CCR"]
+        self._fmode = self._ccr.reader("FMODE")
+        self._dmode = self._ccr.reader("DMODE")
+        self._fthres = self._cr.reader("FTHRES")
+        self._ftf_mask = self._sr.fields["FTF"].mask
+        # (SR flag mask, CR enable mask) for each interrupt source
+        self._irq_sources = tuple(
+            (self._sr.fields[flag].mask, self._cr.fields[enable].mask) for flag, enable in _IRQ_SOURCES
+        )
+        self._irq_enables = sum(enable for _flag, enable in self._irq_sources)
 
     def _not_busy(self) -> bool:
         return not self._busy
@@ -235,18 +248,18 @@ class QuadSpi(Peripheral):
 
     # ---------------------------------------------------------------- bus access
     def read(self, offset: int, size: int) -> int:
-        if offset - offset % 4 == DR_OFFSET:
-            value = self._dr_read(size, offset % 4)
+        if offset & ~3 == DR_OFFSET:
+            value = self._dr_read(size, offset & 3)
         else:
-            value = super().read(offset, size)
+            value = self.regs.read(offset, size)
         self._update_irq()
         return value
 
     def write(self, offset: int, size: int, value: int) -> None:
-        if offset - offset % 4 == DR_OFFSET:
-            self._dr_write(size, value, offset % 4)
+        if offset & ~3 == DR_OFFSET:
+            self._dr_write(size, value, offset & 3)
         else:
-            super().write(offset, size, value)
+            self.regs.write(offset, size, value)
         self._update_irq()
 
     def reset(self) -> None:
@@ -324,9 +337,9 @@ class QuadSpi(Peripheral):
         return 1 << (self.regs["DCR"]["FSIZE"] + 1)
 
     def _ftf(self) -> int:
-        fmode = self.regs["CCR"]["FMODE"]
+        fmode = self._fmode()
         level = len(self._fifo)
-        threshold = self.regs["CR"]["FTHRES"] + 1
+        threshold = self._fthres() + 1
         if fmode == FMODE_INDIRECT_WRITE:
             # only while a write command is configured or running (SR reads 0 after reset)
             return int(self._tx_armed and FIFO_SIZE - level >= threshold)
@@ -341,15 +354,15 @@ class QuadSpi(Peripheral):
         return len(self._fifo)
 
     def _update_irq(self) -> None:
-        cr = self.regs["CR"]
-        sr = self.regs["SR"]
-        level = bool(
-            (sr["TEF"] and cr["TEIE"])
-            or (sr["TCF"] and cr["TCIE"])
-            or (self._ftf() and cr["FTIE"])
-            or (sr["SMF"] and cr["SMIE"])
-            or (sr["TOF"] and cr["TOIE"])
-        )
+        # runs after every access: raw masks, and FTF (computed) only when FTIE is set
+        cr = self._cr.value
+        level = False
+        if cr & self._irq_enables:
+            sr = self._sr.value
+            for flag, enable in self._irq_sources:
+                if cr & enable and (self._ftf() if flag == self._ftf_mask else sr & flag):
+                    level = True
+                    break
         if level != self._irq_level:
             self._irq_level = level
             self.host.set_irq(self.irq, level)
@@ -438,15 +451,21 @@ class QuadSpi(Peripheral):
     def _dr_write(self, size: int, value: int, lane: int) -> None:
         if lane:
             self._log_once("dr-lane", "DR accessed at a byte offset: treated as an access at DR")
-        ccr = self.regs["CCR"]
-        if ccr["FMODE"] != FMODE_INDIRECT_WRITE:
+        if self._fmode() != FMODE_INDIRECT_WRITE:
             self._log_once("dr-w-mode", "DR write outside indirect-write mode ignored")
             return
         data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         if self._phase == "write":
+            device = self._device
+            if device is not None and not self._fifo and size < self._remaining:
+                # what _drain_tx would do with these bytes alone in the FIFO, without the FIFO
+                device.write_data(data, _LINES[self._dmode()])
+                self._remaining -= size
+                return
             self._fifo += data
             self._drain_tx()
             return
+        ccr = self._ccr
         self._tx_armed = True
         free = FIFO_SIZE - len(self._fifo)
         if len(data) > free:
@@ -459,7 +478,7 @@ class QuadSpi(Peripheral):
     def _dr_read(self, size: int, lane: int) -> int:
         if lane:
             self._log_once("dr-lane", "DR accessed at a byte offset: treated as an access at DR")
-        fmode = self.regs["CCR"]["FMODE"]
+        fmode = self._fmode()
         if fmode == FMODE_AUTO_POLLING:
             # the last status read; reading it clears FTF
             self._ftf_latch = False
@@ -469,11 +488,12 @@ class QuadSpi(Peripheral):
             return 0  # memory-mapped and indirect write: DR reads 0
         if len(self._fifo) < size:
             self._log_once("fifo-empty", "DR read with fewer bytes in the FIFO than the access size")
-        data = bytes(self._fifo[:size]).ljust(size, b"\x00")
+        # missing bytes read as 0: the high end of a little-endian value
+        value = int.from_bytes(self._fifo[:size], "little")
         del self._fifo[:size]
         self._fill_rx()
         self._finish_read_if_drained()
-        return int.from_bytes(data, "little")
+        return value
 
     # ---------------------------------------------------------------- starting a command
     def _start(self) -> None:
@@ -563,7 +583,7 @@ class QuadSpi(Peripheral):
         device = self._device
         if device is None:
             return
-        lines = _LINES[self.regs["CCR"]["DMODE"]]
+        lines = _LINES[self._dmode()]
         if self._fifo and self._remaining:
             k = min(len(self._fifo), self._remaining)
             device.write_data(bytes(self._fifo[:k]), lines)
@@ -584,7 +604,7 @@ class QuadSpi(Peripheral):
         if free < min(4, self._remaining):
             return
         k = min(free, self._remaining)
-        self._fifo += device.read_data(k, _LINES[self.regs["CCR"]["DMODE"]])
+        self._fifo += device.read_data(k, _LINES[self._dmode()])
         self._remaining -= k
         if self._remaining == 0:
             self._release_cs()

@@ -183,6 +183,12 @@ class Rcc(Peripheral):
         self._bit_index: dict[str, tuple[str, int]] = {}  # "QSPIEN" -> ("AHB3ENR", 14)
         self._logged: set[str] = set()
         self._define_registers()
+        # cpu_hz is asked for at every engine slice: memoised on everything it depends on
+        self._cpu_clock_regs = tuple(
+            self.regs[name]
+            for name in ("CR", "CFGR", "D1CFGR", "PLLCKSELR", "PLLCFGR", "PLL1DIVR", "PLL1FRACR")
+        )
+        self._cpu_hz_memo: tuple[tuple[int | None, ...], int] | None = None
         self.power_on_reset()
 
     # ------------------------------------------------------------------ register map
@@ -635,7 +641,15 @@ class Rcc(Peripheral):
 
     def cpu_hz(self) -> int:
         """sys_d1cpre_ck: the Cortex-M7 clock (and SysTick's)."""
-        return self.sysclk_hz() // _ahb_divider(self.regs["D1CFGR"]["D1CPRE"])
+        cr, cfgr, d1cfgr, pllckselr, pllcfgr, divr, fracr = self._cpu_clock_regs
+        key = (cr.value, cfgr.value, d1cfgr.value, pllckselr.value, pllcfgr.value, divr.value, fracr.value,
+               self.hse_hz)  # fmt: skip
+        memo = self._cpu_hz_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        hz = self.sysclk_hz() // _ahb_divider(self.regs["D1CFGR"]["D1CPRE"])
+        self._cpu_hz_memo = (key, hz)
+        return hz
 
     def hclk_hz(self) -> int:
         """rcc_hclk1..4 (AXI/AHB)."""

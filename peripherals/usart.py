@@ -169,6 +169,26 @@ class Usart(Peripheral):
         r.define(0x24, "RDR", on_read=self._rdr_read).field(0, 9, "RDR", access=Access.RO)
         r.define(0x28, "TDR").field(0, 9, "TDR", on_write=self._tdr_written)
         r.define(0x2C, "PRESC").field(0, 4, "PRESCALER", writable_when=off)
+        self._compile_status()
+
+    def _compile_status(self) -> None:
+        """Masks for _update, which runs after every TDR write and character: taken from the
+        field definitions above, so that the layout stays declared once."""
+        r = self.regs
+        self._cr1, self._isr = r["CR1"], r["ISR"]
+        self._m_ue, self._m_re, self._m_te, self._m_fifoen = self._cr1.masks("UE", "RE", "TE", "FIFOEN")
+        levels = ("TXE", "RXNE", "TEACK", "REACK", "BUSY", "TXFE", "RXFF", "TXFT", "RXFT")
+        (self._m_txe, self._m_rxne, self._m_teack, self._m_reack, self._m_busy, self._m_txfe, self._m_rxff,
+         self._m_txft, self._m_rxft) = self._isr.masks(*levels)  # fmt: skip
+        self._m_levels = sum(self._isr.masks(*levels))
+        self._txftcfg, self._rxftcfg = r["CR3"].reader("TXFTCFG"), r["CR3"].reader("RXFTCFG")
+        # per interrupt-enable register: (enable mask, ISR flags it unmasks), in _IRQ_SOURCES order
+        groups: dict[str, list[tuple[int, int]]] = {}
+        for reg, enable, flags in _IRQ_SOURCES:
+            groups.setdefault(reg, []).append((r[reg].fields[enable].mask, sum(self._isr.masks(*flags))))
+        self._irq_sources = tuple(
+            (r[reg], sum(en for en, _f in pairs), tuple(pairs)) for reg, pairs in groups.items()
+        )
 
     # ------------------------------------------------------------------ host side
     def on_tx(self, callback: TxListener) -> None:
@@ -216,10 +236,10 @@ class Usart(Peripheral):
 
     # ------------------------------------------------------------------ state helpers
     def _disabled(self) -> bool:
-        return not self.regs["CR1"]["UE"]
+        return not self._cr1.value & self._m_ue
 
     def _fifo_mode(self) -> bool:
-        return bool(self.regs["CR1"]["FIFOEN"])
+        return bool(self._cr1.value & self._m_fifoen)
 
     def _capacity(self) -> int:
         return FIFO_DEPTH if self._fifo_mode() else 1
@@ -400,22 +420,37 @@ class Usart(Peripheral):
 
     def _update(self) -> None:
         """Recompute the level-type ISR bits and the IRQ line."""
-        isr, cr1, cr3 = self.regs["ISR"], self.regs["CR1"], self.regs["CR3"]
-        enabled = bool(cr1["UE"])
-        fifo = self._fifo_mode()
-        tx_free = self._capacity() - len(self._tx_queue)
-        isr["TXE"] = 1 if tx_free > 0 else 0
-        isr["RXNE"] = 1 if self._rx_queue else 0
-        isr["TEACK"] = int(enabled and bool(cr1["TE"]))
-        isr["REACK"] = int(enabled and bool(cr1["RE"]))
-        isr["BUSY"] = int(enabled and bool(self._line) and bool(cr1["RE"]))
-        isr["TXFE"] = int(fifo and not self._tx_queue)
-        isr["RXFF"] = int(fifo and len(self._rx_queue) >= FIFO_DEPTH)
-        isr["TXFT"] = int(fifo and tx_free >= _THRESHOLDS[min(cr3["TXFTCFG"], 5)])
-        isr["RXFT"] = int(fifo and len(self._rx_queue) >= _THRESHOLDS[min(cr3["RXFTCFG"], 5)])
+        cr1 = self._cr1.value
+        enabled = cr1 & self._m_ue
+        fifo = cr1 & self._m_fifoen
+        tx_free = (FIFO_DEPTH if fifo else 1) - len(self._tx_queue)
+        v = 0
+        if tx_free > 0:
+            v |= self._m_txe
+        if self._rx_queue:
+            v |= self._m_rxne
+        if enabled:
+            if cr1 & self._m_te:
+                v |= self._m_teack
+            if cr1 & self._m_re:
+                v |= self._m_reack
+                if self._line:
+                    v |= self._m_busy
+        if fifo:
+            if not self._tx_queue:
+                v |= self._m_txfe
+            if len(self._rx_queue) >= FIFO_DEPTH:
+                v |= self._m_rxff
+            if tx_free >= _THRESHOLDS[min(self._txftcfg(), 5)]:
+                v |= self._m_txft
+            if len(self._rx_queue) >= _THRESHOLDS[min(self._rxftcfg(), 5)]:
+                v |= self._m_rxft
+        isr = (self._isr.value & ~self._m_levels) | v
+        self._isr.value = isr
         level = False
-        for reg, enable, flags in _IRQ_SOURCES:
-            if self.regs[reg][enable] and any(isr[f] for f in flags):
+        for reg, enables, pairs in self._irq_sources:
+            on = reg.value & enables
+            if on and any(on & enable and isr & flags for enable, flags in pairs):
                 level = True
                 break
         self.host.set_irq(self.irq, level)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from peripherals.host import NS_PER_MS
@@ -674,3 +676,41 @@ def test_bulk_out_short_packet_ends_the_transfer() -> None:
     assert b.rd(DOEPINT(1)) & XFRC and not b.rd(DOEPCTL(1)) & EPENA
     tsiz = b.rd(DOEPTSIZ(1))
     assert tsiz & 0x7FFFF == 192 - 68 and (tsiz >> 19) & 0x3FF == 1  # ended early by the short packet
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_daint_gintsts_and_irq_match_the_endpoint_rules(seed: int) -> None:
+    """DAINT, GINTSTS.IEPINT/OEPINT and the IRQ line, checked against DAINT's definition
+    (DxEPINT & DxEPMSK per endpoint, TXFE through DIEPEMPMSK) for random endpoint states."""
+    rng = random.Random(seed)
+    b = Bench()
+    b.wr(GAHBCFG, GINT)
+    for n in range(1, 9):  # active endpoints with their own TX FIFO, so that TXFE can be 0 or 1
+        b.wr(DIEPTXF(n), 0x40 << 16 | (0x80 + 0x40 * n))
+        b.wr(DIEPCTL(n), USBAEP | n << 22)
+    for _ in range(150):
+        b.wr(DIEPMSK, rng.getrandbits(14))
+        b.wr(DOEPMSK, rng.getrandbits(16))
+        b.wr(DIEPEMPMSK, rng.getrandbits(9) if rng.random() < 0.5 else 0)
+        b.wr(DAINTMSK, rng.choice((0x0001_0001, 0xFFFF_FFFF, rng.getrandbits(32))))
+        b.wr(GINTMSK, rng.choice((IEPINT, OEPINT, IEPINT | OEPINT, RXFLVL | OEPINT)))
+        for n in range(9):
+            b.otg._diepint[n].value = rng.getrandbits(14) & ~TXFE if rng.random() < 0.2 else 0
+            b.otg._doepint[n].value = rng.getrandbits(16) if rng.random() < 0.2 else 0
+            if n and rng.random() < 0.3:
+                b.wr(FIFO0 + 0x1000 * n, 0x1234_5678)  # TXFE falls once the FIFO is over half full
+            if n and rng.random() < 0.2:
+                b.wr(GRSTCTL, n << 6 | TXFFLSH)
+        diepmsk, doepmsk, empmsk = b.rd(DIEPMSK), b.rd(DOEPMSK), b.rd(DIEPEMPMSK)
+        expected = 0
+        for n in range(9):
+            if b.rd(DIEPINT(n)) & (diepmsk | (TXFE if empmsk >> n & 1 else 0)):
+                expected |= 1 << n
+            if b.rd(DOEPINT(n)) & doepmsk:
+                expected |= 1 << (16 + n)
+        assert b.rd(DAINT) == expected
+        pending = expected & b.rd(DAINTMSK)
+        levels = (IEPINT if pending & 0xFFFF else 0) | (OEPINT if pending >> 16 else 0)
+        assert b.rd(GINTSTS) & (IEPINT | OEPINT) == levels
+        b.wr(GINTMSK, b.rd(GINTMSK))  # any write re-evaluates the line
+        assert b.otg.irq_level == bool(b.rd(GINTSTS) & b.rd(GINTMSK))
