@@ -71,6 +71,7 @@ static void start(const boot_slot_t *slot)
     log_end();
     /* USB was never started on this path; image_jump masks and clears the NVIC, sets VTOR and
      * the stack pointer. QUADSPI stays memory-mapped for an XIP image. */
+    log_flush(); /* the application re-initialises USART1: every queued line goes out first */
     systick_stop();
     image_jump(slot->base);
 }

@@ -4,7 +4,8 @@
  * Each memory is a segment table (the layout string is generated from it, so what the host is
  * told and what the device enforces cannot drift apart) plus the driver calls that erase, program,
  * read and verify it. Internal flash is read straight from its address; the W25Q64 in indirect
- * mode through w25q_read (the boot code leaves memory-mapped mode before DFU starts).
+ * mode through w25q_read for UPLOAD, while the erased check and the read-back verification of a
+ * download compare through its memory-mapped window (w25q_check_erased / w25q_verify).
  */
 #include "dfu_media.h"
 #include "bus_guard.h"
@@ -58,6 +59,8 @@ struct dfu_media {
     int (*program)(uint32_t addr, const uint8_t *data, uint32_t len);
     int (*read)(uint32_t addr, uint8_t *buf, uint32_t len);
     int (*verify)(uint32_t addr, const uint8_t *data, uint32_t len);
+    /* 0: every byte reads erased, 1: one does not, negative: could not be read */
+    int (*check_erased)(uint32_t addr, uint32_t len);
 };
 
 static uint8_t scratch[SCRATCH_BYTES];
@@ -118,6 +121,23 @@ static int internal_verify(uint32_t addr, const uint8_t *data, uint32_t len)
     return 0;
 }
 
+static int internal_check_erased(uint32_t addr, uint32_t len)
+{
+    for (uint32_t pos = addr; pos < addr + len;) {
+        uint32_t n = addr + len - pos < SCRATCH_BYTES ? addr + len - pos : SCRATCH_BYTES;
+        if (internal_read(pos, scratch, n) != 0) {
+            return -1;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            if (scratch[i] != ERASED_BYTE) {
+                return 1;
+            }
+        }
+        pos += n;
+    }
+    return 0;
+}
+
 static const struct dfu_media internal_media = {
     .short_name = "internal",
     .layout_name = "Internal Flash  ",
@@ -134,6 +154,7 @@ static const struct dfu_media internal_media = {
     .program = internal_program,
     .read = internal_read,
     .verify = internal_verify,
+    .check_erased = internal_check_erased,
 };
 
 /* ---- QSPI NOR (W25Q64) ---------------------------------------------------------------------------- */
@@ -180,6 +201,12 @@ static int qspi_verify(uint32_t addr, const uint8_t *data, uint32_t len)
     return w25q_verify(addr - QSPI_MEM_BASE, data, len);
 }
 
+static int qspi_check_erased(uint32_t addr, uint32_t len)
+{
+    int rc = w25q_check_erased(addr - QSPI_MEM_BASE, len);
+    return rc == W25Q_OK ? 0 : rc == W25Q_ERR_NOT_ERASED ? 1 : -1;
+}
+
 static const struct dfu_media qspi_media = {
     .short_name = "qspi",
     .layout_name = "QSPI Flash W25Q64 ",
@@ -196,6 +223,7 @@ static const struct dfu_media qspi_media = {
     .program = qspi_program,
     .read = qspi_read,
     .verify = qspi_verify,
+    .check_erased = qspi_check_erased,
 };
 
 static const dfu_media_t *const media_by_alt[] = {&internal_media, &qspi_media};
@@ -451,19 +479,11 @@ static uint8_t check_erased(const dfu_media_t *m, uint32_t addr, uint32_t len)
     if (end % m->write_align != 0u) {
         end += m->write_align - end % m->write_align;
     }
-    for (uint32_t pos = start; pos < end;) {
-        uint32_t n = end - pos < SCRATCH_BYTES ? end - pos : SCRATCH_BYTES;
-        if (m->read(pos, scratch, n) != 0) {
-            return DFU_STATUS_ERR_WRITE;
-        }
-        for (uint32_t i = 0; i < n; i++) {
-            if (scratch[i] != ERASED_BYTE) {
-                return DFU_STATUS_ERR_CHECK_ERASED;
-            }
-        }
-        pos += n;
+    int rc = m->check_erased(start, end - start);
+    if (rc < 0) {
+        return DFU_STATUS_ERR_WRITE;
     }
-    return DFU_STATUS_OK;
+    return rc == 0 ? DFU_STATUS_OK : DFU_STATUS_ERR_CHECK_ERASED;
 }
 
 uint8_t dfu_media_write(const dfu_media_t *m, uint32_t addr, const uint8_t *data, uint32_t len)

@@ -7,6 +7,7 @@
 void log_str(const char *s);
 void log_hex32(uint32_t v); /* "0x0800ABCD" */
 void log_dec(uint32_t v);
-void log_end(void);         /* line end */
+void log_end(void);         /* line end: the line starts going out, the call does not wait */
+void log_flush(void);       /* every line logged so far is on the wire (before a reset or a jump) */
 
 #endif /* BOOT_LOG_H */

@@ -60,6 +60,7 @@ static void halt(const char *why)
 {
     log_str(why);
     log_end();
+    log_flush();
     for (;;) {
         cm7_wfi();
     }
@@ -83,6 +84,7 @@ static void leave_dfu(void)
     usb_otg_disconnect();
     delay_ms(LEAVE_DISCONNECTED_MS);
     nvic_disable_irq(OTG_FS_IRQn);
+    log_flush(); /* the reset would cut a line still in the UART queue */
     system_reset();
 }
 
@@ -108,12 +110,15 @@ static void dfu_mode(void)
         if (dfu_leave_requested()) {
             leave_dfu();
         }
-        uint32_t primask = cm7_irq_save();
+        /* No lost wake-up without masking interrupts: an interrupt that queues work after this
+         * check returns through an exception return, which sets the event register, so the WFE
+         * falls through and the loop looks again. (A PRIMASK + WFI section would hold every wake
+         * behind the unmask. Idle gaps here are short, between USB requests: a tickless sleep,
+         * as systick_sleep does for flash waits, measured no better.) */
         if (!dfu_has_work()) {
             cm7_dsb();
-            cm7_wfi(); /* wakes on a pending interrupt even with PRIMASK set */
+            cm7_wfe();
         }
-        cm7_irq_restore(primask);
     }
 }
 

@@ -20,6 +20,16 @@
 #define OTG_EPDIS_SPIN_LIMIT 1000u
 /* RX FIFO entries popped per RXFLVL service before giving other interrupts a turn. */
 #define OTG_RX_POPS_PER_IRQ 16u
+/* Handler passes (one GINTSTS snapshot each) before returning with work left: the NVIC re-enters. */
+#define OTG_IRQ_PASSES 4u
+/* Core interrupts this driver serves (GINTMSK). */
+#define OTG_GINT_SERVED                                                                                          \
+    (OTG_GINT_RXFLVL | OTG_GINT_USBSUSP | OTG_GINT_USBRST | OTG_GINT_ENUMDNE | OTG_GINT_IEPINT | OTG_GINT_OEPINT | \
+     OTG_GINT_WKUINT)
+/* EP0 interrupts unmasked at bus reset; only EP0 is ever unmasked in DAINTMSK, so IEPINT/OEPINT
+ * always mean EP0 and its DIEPINT/DOEPINT are read directly. */
+#define OTG_EP0_DIEPMSK (OTG_DIEPMSK_TOM | OTG_DIEPMSK_XFRCM | OTG_DIEPMSK_EPDM)
+#define OTG_EP0_DOEPMSK (OTG_DOEPMSK_STUPM | OTG_DOEPMSK_XFRCM | OTG_DOEPMSK_EPDM)
 /* SETUP buffer size programmed into DOEPTSIZ0.XFRSIZ: 3 back-to-back SETUPs of 8 bytes. */
 #define OTG_EP0_SETUP_XFRSIZ (OTG_DOEPTSIZ_STUPCNT_MAX * USB_SETUP_PACKET_BYTES)
 #define WORD_BYTES 4u
@@ -50,6 +60,7 @@ static struct {
     usb_ctrl_done_fn done;
     usb_ctrl_out_fn on_out;
     volatile uint32_t enum_count;
+    uint32_t gintmsk; /* copy of GINTMSK: this driver is its only writer, the handler needs it per pass */
 } ep0;
 
 /* ---- small register helpers -------------------------------------------------------------------- */
@@ -275,9 +286,9 @@ static void on_bus_reset(void)
         OTG_DOEPCTL(n) &= ~OTG_DEPCTL_STALL;
         OTG_DOEPCTL(n) |= OTG_DEPCTL_SNAK;
     }
-    OTG_DAINTMSK |= OTG_DAINT_IN(0) | OTG_DAINT_OUT(0);
-    OTG_DOEPMSK |= OTG_DOEPMSK_STUPM | OTG_DOEPMSK_XFRCM | OTG_DOEPMSK_EPDM;
-    OTG_DIEPMSK |= OTG_DIEPMSK_TOM | OTG_DIEPMSK_XFRCM | OTG_DIEPMSK_EPDM;
+    OTG_DAINTMSK = OTG_DAINT_IN(0) | OTG_DAINT_OUT(0);
+    OTG_DOEPMSK = OTG_EP0_DOEPMSK;
+    OTG_DIEPMSK = OTG_EP0_DIEPMSK;
     OTG_DCFG &= ~OTG_DCFG_DAD_MSK;
     ep0_out_setup_ready();
     OTG_GINTSTS = OTG_GINT_USBRST;
@@ -302,10 +313,14 @@ static void on_enum_done(void)
     ep0.enum_count++;
 }
 
-static void on_rx_fifo(void)
+/* Pop RX FIFO entries while RXFLVL stays set (at most OTG_RX_POPS_PER_IRQ); returns the last
+ * GINTSTS read, taken after the pops (they raise STUP / OUT XFRC). No RXFLVL masking around it:
+ * the handler cannot pre-empt itself. */
+static uint32_t on_rx_fifo(void)
 {
-    OTG_GINTMSK &= ~OTG_GINT_RXFLVL;
-    for (uint32_t i = 0; i < OTG_RX_POPS_PER_IRQ && (OTG_GINTSTS & OTG_GINT_RXFLVL) != 0u; i++) {
+    uint32_t sts;
+    uint32_t i = 0;
+    do {
         uint32_t status = OTG_GRXSTSP;
         uint32_t ep = status & OTG_GRXSTS_EPNUM_MSK;
         uint32_t bcnt = (status & OTG_GRXSTS_BCNT_MSK) >> OTG_GRXSTS_BCNT_POS;
@@ -322,8 +337,10 @@ static void on_rx_fifo(void)
             read_rx_packet(0, 0, bcnt); /* status ZLP or a packet nobody waits for */
         }
         /* OUT_DONE / SETUP_DONE / GLOBAL_OUT_NAK carry no data: their interrupts follow. */
-    }
-    OTG_GINTMSK |= OTG_GINT_RXFLVL;
+        sts = OTG_GINTSTS;
+        i++;
+    } while (i < OTG_RX_POPS_PER_IRQ && (sts & OTG_GINT_RXFLVL) != 0u);
+    return sts;
 }
 
 static void on_setup_packet(void)
@@ -378,10 +395,6 @@ static void on_ep0_out_complete(void)
 
 static void on_out_endpoints(void)
 {
-    uint32_t daint = OTG_DAINT & OTG_DAINTMSK;
-    if ((daint & OTG_DAINT_OUT(0)) == 0u) {
-        return;
-    }
     uint32_t flags = OTG_DOEPINT(0);
     OTG_DOEPINT(0) = flags; /* write-1-to-clear what we are about to handle */
     if ((flags & OTG_DOEPINT_XFRC) != 0u) {
@@ -413,43 +426,50 @@ static void on_ep0_in_complete(void)
 
 static void on_in_endpoints(void)
 {
-    uint32_t daint = OTG_DAINT & OTG_DAINTMSK;
-    if ((daint & OTG_DAINT_IN(0)) == 0u) {
-        return;
-    }
-    uint32_t flags = OTG_DIEPINT(0) & (OTG_DIEPMSK | OTG_DIEPINT_XFRC);
+    uint32_t flags = OTG_DIEPINT(0) & (OTG_EP0_DIEPMSK | OTG_DIEPINT_XFRC);
     OTG_DIEPINT(0) = flags;
     if ((flags & OTG_DIEPINT_XFRC) != 0u) {
         on_ep0_in_complete();
     }
 }
 
+/* One GINTSTS read per pass; the passes repeat until nothing is pending, so work raised while the
+ * handler runs is served without a new interrupt entry. */
 void OTG_FS_IRQHandler(void)
 {
-    if ((OTG_GINTSTS & OTG_GINT_CMOD) != 0u) {
-        return; /* host mode: not ours */
-    }
-    uint32_t pending = OTG_GINTSTS & OTG_GINTMSK;
-    if ((pending & OTG_GINT_USBRST) != 0u) {
-        on_bus_reset();
-    }
-    if ((pending & OTG_GINT_ENUMDNE) != 0u) {
-        on_enum_done();
-    }
-    /* Pops first: STUP and OUT XFRC are raised when their RX FIFO entries are popped. IN before
-     * OUT: an IN completion (e.g. the status ZLP of the previous request) always predates a
-     * SETUP popped in this pass, so it must not be mistaken for a packet of the new transfer. */
-    if ((OTG_GINTSTS & OTG_GINTMSK & OTG_GINT_RXFLVL) != 0u) {
-        on_rx_fifo();
-    }
-    if ((OTG_GINTSTS & OTG_GINTMSK & OTG_GINT_IEPINT) != 0u) {
-        on_in_endpoints();
-    }
-    if ((OTG_GINTSTS & OTG_GINTMSK & OTG_GINT_OEPINT) != 0u) {
-        on_out_endpoints();
-    }
-    if ((pending & (OTG_GINT_USBSUSP | OTG_GINT_WKUINT)) != 0u) {
-        OTG_GINTSTS = pending & (OTG_GINT_USBSUSP | OTG_GINT_WKUINT);
+    uint32_t sts = OTG_GINTSTS;
+    for (uint32_t pass = 0; pass < OTG_IRQ_PASSES; pass++) {
+        if ((sts & OTG_GINT_CMOD) != 0u) {
+            return; /* host mode: not ours */
+        }
+        uint32_t pending = sts & ep0.gintmsk;
+        if (pending == 0u) {
+            return;
+        }
+        if ((pending & OTG_GINT_USBRST) != 0u) {
+            on_bus_reset();
+        }
+        if ((pending & OTG_GINT_ENUMDNE) != 0u) {
+            on_enum_done();
+        }
+        /* Pops first: STUP and OUT XFRC are raised when their RX FIFO entries are popped, so the
+         * endpoint bits come from the GINTSTS read after the pops. IN before OUT: an IN completion
+         * (e.g. the status ZLP of the previous request) always predates a SETUP popped in this
+         * pass, so it must not be mistaken for a packet of the new transfer. */
+        if ((pending & OTG_GINT_RXFLVL) != 0u) {
+            uint32_t after = on_rx_fifo() & ep0.gintmsk;
+            pending = (pending & ~(OTG_GINT_IEPINT | OTG_GINT_OEPINT)) | (after & (OTG_GINT_IEPINT | OTG_GINT_OEPINT));
+        }
+        if ((pending & OTG_GINT_IEPINT) != 0u) {
+            on_in_endpoints();
+        }
+        if ((pending & OTG_GINT_OEPINT) != 0u) {
+            on_out_endpoints();
+        }
+        if ((pending & (OTG_GINT_USBSUSP | OTG_GINT_WKUINT)) != 0u) {
+            OTG_GINTSTS = pending & (OTG_GINT_USBSUSP | OTG_GINT_WKUINT);
+        }
+        sts = OTG_GINTSTS;
     }
 }
 
@@ -501,8 +521,8 @@ static void device_init(void)
 
     OTG_GINTMSK = 0;
     OTG_GINTSTS = OTG_GINTSTS_CLEAR_ALL;
-    OTG_GINTMSK = OTG_GINT_RXFLVL | OTG_GINT_USBSUSP | OTG_GINT_USBRST | OTG_GINT_ENUMDNE | OTG_GINT_IEPINT |
-                  OTG_GINT_OEPINT | OTG_GINT_WKUINT;
+    ep0.gintmsk = OTG_GINT_SERVED;
+    OTG_GINTMSK = ep0.gintmsk;
 
     /* FIFO RAM: RX FIFO at word 0, TX FIFO 0 right after it. */
     OTG_GRXFSIZ = OTG_RX_FIFO_WORDS;

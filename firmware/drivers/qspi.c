@@ -12,6 +12,8 @@
 #define QSPI_FIFO_THRESHOLD 1u /* FTF means "at least one byte" (read) / "one free byte" (write) */
 /* Long automatic polls (erase, status write) sleep between checks instead of spinning. */
 #define QSPI_POLL_SLEEP_MIN_MS 10u
+/* Status-match interrupt: only wakes a sleeping poll; the USB interrupt (8) may pre-empt it. */
+#define QSPI_IRQ_PRIORITY 10u
 
 typedef struct {
     gpio_regs_t *port;
@@ -40,10 +42,14 @@ static int wait_flags_clear(uint32_t flags, uint32_t timeout_ms)
     return QSPI_OK;
 }
 
+static int ccr_memory_mapped(void)
+{
+    return ((QUADSPI->CCR & QUADSPI_CCR_FMODE_Msk) >> QUADSPI_CCR_FMODE_Pos) == QUADSPI_FMODE_MEMORY_MAPPED;
+}
+
 int qspi_is_memory_mapped(void)
 {
-    return (QUADSPI->CR & QUADSPI_CR_EN) != 0u &&
-           ((QUADSPI->CCR & QUADSPI_CCR_FMODE_Msk) >> QUADSPI_CCR_FMODE_Pos) == QUADSPI_FMODE_MEMORY_MAPPED;
+    return (QUADSPI->CR & QUADSPI_CR_EN) != 0u && ccr_memory_mapped();
 }
 
 int qspi_abort(void)
@@ -106,10 +112,11 @@ static int prepare(const qspi_cmd_t *c, uint32_t length)
     if (!cmd_valid(c)) {
         return QSPI_ERR_PARAM;
     }
-    if ((QUADSPI->CR & QUADSPI_CR_EN) == 0u) {
-        QUADSPI->CR |= QUADSPI_CR_EN;
+    uint32_t cr = QUADSPI->CR;
+    if ((cr & QUADSPI_CR_EN) == 0u) {
+        QUADSPI->CR = cr | QUADSPI_CR_EN;
     }
-    if (qspi_is_memory_mapped()) {
+    if (ccr_memory_mapped()) {
         int rc = qspi_abort();
         if (rc != QSPI_OK) {
             return rc;
@@ -137,7 +144,8 @@ static uint32_t fifo_level(uint32_t sr)
     return (sr & QUADSPI_SR_FLEVEL_Msk) >> QUADSPI_SR_FLEVEL_Pos;
 }
 
-static int wait_flag(uint32_t flags, uint32_t timeout_ms)
+/* *sr_out: the SR value that showed the flag (FLEVEL, BUSY of the same instant). */
+static int wait_flag(uint32_t flags, uint32_t timeout_ms, uint32_t *sr_out)
 {
     deadline_t d;
     deadline_start(&d, timeout_ms);
@@ -149,6 +157,7 @@ static int wait_flag(uint32_t flags, uint32_t timeout_ms)
             return QSPI_ERR_TRANSFER;
         }
         if ((sr & flags) != 0u) {
+            *sr_out = sr;
             return QSPI_OK;
         }
         if (deadline_expired(&d)) {
@@ -160,12 +169,14 @@ static int wait_flag(uint32_t flags, uint32_t timeout_ms)
 
 static int finish(void)
 {
-    int rc = wait_flag(QUADSPI_SR_TCF, QSPI_TIMEOUT_MS);
+    uint32_t sr;
+    int rc = wait_flag(QUADSPI_SR_TCF, QSPI_TIMEOUT_MS, &sr);
     if (rc != QSPI_OK) {
         return rc;
     }
     QUADSPI->FCR = QUADSPI_FCR_CTCF;
-    return wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+    /* BUSY already clear in the SR read that showed TCF: the controller is idle. */
+    return (sr & QUADSPI_SR_BUSY) == 0u ? QSPI_OK : wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
 }
 
 int qspi_command(const qspi_cmd_t *c)
@@ -198,15 +209,16 @@ int qspi_write(const qspi_cmd_t *c, const uint8_t *buf)
     if (c->admode != QSPI_LINES_NONE) {
         QUADSPI->AR = c->address;
     }
-    /* The first DR write starts the transfer. One SR read tells how much of the FIFO is free;
-       fill that much, a word at a time where 4 bytes remain (fewer bus accesses per page). */
+    /* The first DR write starts the transfer. The SR read that shows FTF also tells how much of
+       the FIFO is free; fill that much, a word at a time where 4 bytes remain. */
     uint32_t i = 0;
     while (i < c->length) {
-        rc = wait_flag(QUADSPI_SR_FTF, QSPI_TIMEOUT_MS);
+        uint32_t sr;
+        rc = wait_flag(QUADSPI_SR_FTF, QSPI_TIMEOUT_MS, &sr);
         if (rc != QSPI_OK) {
             return rc;
         }
-        uint32_t room = QSPI_FIFO_BYTES - fifo_level(QUADSPI->SR);
+        uint32_t room = QSPI_FIFO_BYTES - fifo_level(sr);
         while (room != 0u && i < c->length) {
             if (room >= 4u && c->length - i >= 4u) {
                 QUADSPI->DR = (uint32_t)buf[i] | ((uint32_t)buf[i + 1u] << 8) | ((uint32_t)buf[i + 2u] << 16) |
@@ -240,11 +252,12 @@ int qspi_read(const qspi_cmd_t *c, uint8_t *buf)
     /* Empty what the FIFO holds per SR read, a word at a time where 4 bytes are there. */
     uint32_t i = 0;
     while (i < c->length) {
-        rc = wait_flag(QUADSPI_SR_FTF | QUADSPI_SR_TCF, QSPI_TIMEOUT_MS);
+        uint32_t sr;
+        rc = wait_flag(QUADSPI_SR_FTF | QUADSPI_SR_TCF, QSPI_TIMEOUT_MS, &sr);
         if (rc != QSPI_OK) {
             return rc;
         }
-        uint32_t level = fifo_level(QUADSPI->SR);
+        uint32_t level = fifo_level(sr);
         if (level == 0u) {
             level = 1u; /* FTF/TCF without a level: pop one byte as before */
         }
@@ -267,6 +280,12 @@ int qspi_read(const qspi_cmd_t *c, uint8_t *buf)
     return finish();
 }
 
+/* systick_sleep condition: no status match yet. */
+static int poll_running(void)
+{
+    return (QUADSPI->SR & QUADSPI_SR_SMF) == 0u;
+}
+
 int qspi_autopoll(const qspi_cmd_t *c, uint32_t mask, uint32_t match, uint32_t timeout_ms)
 {
     if (c == 0 || c->length == 0u || c->length > QSPI_MAX_POLL_BYTES || c->dmode == QSPI_LINES_NONE) {
@@ -286,7 +305,8 @@ int qspi_autopoll(const qspi_cmd_t *c, uint32_t mask, uint32_t match, uint32_t t
     }
     deadline_t d;
     deadline_start(&d, timeout_ms);
-    int sleep = timeout_ms >= QSPI_POLL_SLEEP_MIN_MS;
+    int sleep = timeout_ms >= QSPI_POLL_SLEEP_MIN_MS && systick_can_wake();
+    int wake_on_match = 0;
     for (;;) {
         uint32_t sr = QUADSPI->SR;
         if ((sr & QUADSPI_SR_SMF) != 0u) {
@@ -295,19 +315,43 @@ int qspi_autopoll(const qspi_cmd_t *c, uint32_t mask, uint32_t match, uint32_t t
         if ((sr & QUADSPI_SR_TEF) != 0u) {
             QUADSPI->FCR = QUADSPI_FCR_CTEF;
             (void)qspi_abort();
-            return QSPI_ERR_TRANSFER;
+            rc = QSPI_ERR_TRANSFER;
+            break;
         }
         if (deadline_expired(&d)) {
             (void)qspi_abort();
-            return QSPI_ERR_TIMEOUT;
+            rc = QSPI_ERR_TIMEOUT;
+            break;
         }
         if (sleep) {
-            systick_idle();
+            if (!wake_on_match) {
+                /* Not matched at once (erase, status write): the status match wakes the core, so
+                 * the sleep need not end every tick. Enabled only now: quick matches (WEL) stay
+                 * free of interrupts. */
+                wake_on_match = 1;
+                nvic_set_priority(QUADSPI_IRQn, QSPI_IRQ_PRIORITY);
+                nvic_enable_irq(QUADSPI_IRQn);
+                QUADSPI->CR |= QUADSPI_CR_SMIE;
+            }
+            systick_sleep(deadline_remaining_ms(&d), poll_running);
         }
+    }
+    if (wake_on_match) {
+        QUADSPI->CR &= ~QUADSPI_CR_SMIE;
+    }
+    if (rc != QSPI_OK) {
+        return rc;
     }
     QUADSPI->FCR = QUADSPI_FCR_CSMF;
     /* APMS: BUSY drops after the match. */
     return wait_flags_clear(QUADSPI_SR_BUSY, QSPI_TIMEOUT_MS);
+}
+
+/* Status match while a poll sleeps: mask the source (the line drops; SMF stays set for the poller,
+ * which the wake-up sends back to its SR check). */
+void QUADSPI_IRQHandler(void)
+{
+    QUADSPI->CR &= ~QUADSPI_CR_SMIE;
 }
 
 int qspi_memory_mapped(const qspi_cmd_t *c)

@@ -59,7 +59,9 @@ int qspi_command(const qspi_cmd_t *c);
 int qspi_write(const qspi_cmd_t *c, const uint8_t *buf);
 /* Indirect read of c->length bytes into buf. */
 int qspi_read(const qspi_cmd_t *c, uint8_t *buf);
-/* Automatic status polling (AND match, stop on match) until (status & mask) == match. */
+/* Automatic status polling (AND match, stop on match) until (status & mask) == match. Waits of
+ * timeout_ms >= 10 that do not match at once sleep (systick_sleep) and are woken by the
+ * status-match interrupt (CR.SMIE, IRQ 92, QUADSPI_IRQHandler here), in thread mode only. */
 int qspi_autopoll(const qspi_cmd_t *c, uint32_t mask, uint32_t match, uint32_t timeout_ms);
 /* Enter memory-mapped mode with command c (reads at 0x9000_0000 + offset). */
 int qspi_memory_mapped(const qspi_cmd_t *c);

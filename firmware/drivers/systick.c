@@ -16,15 +16,49 @@ static volatile uint32_t s_ticks;
 static volatile uint32_t s_ms;
 static uint32_t s_ms_accum;   /* fixed-point remainder: += 1000 per tick, ms++ per tick_hz */
 static uint32_t s_tick_hz = MS_PER_SECOND;
+static uint32_t s_tick_cycles = 1u; /* counts per tick: RVR + 1 */
+/* Ticks the running SysTick period spans while systick_sleep has stretched it (0: one tick). */
+static volatile uint32_t s_stretch_ticks;
+/* The last systick_sleep was ended by the tick: the core is idle, stretch the next one. */
+static uint8_t s_idle;
 
-void SysTick_Handler(void)
+static void count_ticks(uint32_t n)
 {
-    s_ticks++;
-    s_ms_accum += MS_PER_SECOND;
+    s_ticks += n;
+    s_ms_accum += MS_PER_SECOND * n;
     while (s_ms_accum >= s_tick_hz) {
         s_ms_accum -= s_tick_hz;
         s_ms++;
     }
+}
+
+#define SYSTICK_CSR_STOPPED (SYSTICK_CSR_CLKSOURCE | SYSTICK_CSR_TICKINT)
+#define SYSTICK_CSR_RUNNING (SYSTICK_CSR_CLKSOURCE | SYSTICK_CSR_TICKINT | SYSTICK_CSR_ENABLE)
+#define SYSTICK_MIN_PERIOD 2u /* RVR 0 would stop the counter */
+#define SYSTICK_SLEEP_MIN_TICKS 2u
+
+/* Stop the counter, start a period of `cycles` counts from now. RVR is only ever written with the
+ * counter stopped, so the value it counts from is never in doubt. */
+static void start_period(uint32_t cycles)
+{
+    SYSTICK->CSR = SYSTICK_CSR_STOPPED;
+    SYSTICK->RVR = cycles - 1u;
+    SYSTICK->CVR = 0u; /* clears the counter: it loads RVR on the next count */
+    SYSTICK->CSR = SYSTICK_CSR_RUNNING;
+}
+
+void SysTick_Handler(void)
+{
+    uint32_t n = s_stretch_ticks;
+    if (n != 0u) {
+        /* The end of a period systick_sleep stretched (or of the partial tick it left): back to
+         * one tick per period, from now. */
+        s_stretch_ticks = 0u;
+        start_period(s_tick_cycles);
+    } else {
+        n = 1u;
+    }
+    count_ticks(n);
     void (*hook)(void) = systick_hook;
     if (hook != 0) {
         hook();
@@ -45,6 +79,8 @@ void systick_init(uint32_t core_hz, uint32_t tick_hz)
     }
     SYSTICK->CSR = 0u;
     s_tick_hz = tick_hz;
+    s_tick_cycles = reload;
+    s_stretch_ticks = 0u;
     s_ms_accum = 0u;
     SCB->SHPR[SCB_SHPR_INDEX(EXC_SYSTICK)] = NVIC_PRIO(SYSTICK_PRIORITY_LEVEL);
     SYSTICK->RVR = reload - 1u;
@@ -76,12 +112,15 @@ int systick_can_wake(void)
         return 0;
     }
     uint32_t prio_mask = NVIC_PRIO(0xFu);
-    uint32_t tick_prio = SCB->SHPR[SCB_SHPR_INDEX(EXC_SYSTICK)] & prio_mask;
     uint32_t basepri = cm7_get_basepri() & prio_mask;
+    uint32_t exc = cm7_get_ipsr() & SCB_ICSR_VECTACTIVE_Msk;
+    if (basepri == 0u && exc == 0u) {
+        return 1; /* thread mode, nothing masked: no priority to compare (saves the SHPR read) */
+    }
+    uint32_t tick_prio = SCB->SHPR[SCB_SHPR_INDEX(EXC_SYSTICK)] & prio_mask;
     if (basepri != 0u && tick_prio >= basepri) {
         return 0;
     }
-    uint32_t exc = cm7_get_ipsr() & SCB_ICSR_VECTACTIVE_Msk;
     if (exc == 0u) {
         return 1; /* thread mode */
     }
@@ -103,6 +142,67 @@ void systick_idle(void)
     if (systick_can_wake()) {
         cm7_wfi();
     }
+}
+
+void systick_sleep(uint32_t max_ms, int (*still_idle)(void))
+{
+    uint32_t ticks = max_ms; /* stretching is only done at 1 kHz: one tick per ms */
+    uint32_t fit = (SYSTICK_RVR_MAX + 1u) / s_tick_cycles;
+    if (ticks > fit) {
+        ticks = fit;
+    }
+    if (!s_idle || ticks < SYSTICK_SLEEP_MIN_TICKS || s_tick_hz != MS_PER_SECOND || systick_hook != 0) {
+        /* Busy lately: an ordinary sleep, as systick_idle (the running tick bounds it, also when
+         * an interrupt after the caller's check already did the work); if the tick ends it, the
+         * core is idle. */
+        uint32_t before = s_ticks;
+        cm7_dsb();
+        cm7_wfi();
+        s_idle = s_ticks != before;
+        return;
+    }
+    /* Tickless idle: one SysTick period up to the end of the `ticks`-th tick from now. Interrupts
+     * are masked from the last look at the caller's condition to the WFI, which a pending
+     * interrupt still ends. */
+    uint32_t primask = cm7_irq_save();
+    if (!still_idle()) {
+        cm7_irq_restore(primask);
+        return;
+    }
+    SYSTICK->CSR = SYSTICK_CSR_STOPPED; /* hold the count while it is reprogrammed */
+    uint32_t left = SYSTICK->CVR;       /* counts to the end of the current tick */
+    if (left == 0u || (SCB->ICSR & SCB_ICSR_PENDSTSET) != 0u) {
+        SYSTICK->CSR = SYSTICK_CSR_RUNNING; /* a tick is due: count it the ordinary way */
+        cm7_irq_restore(primask);
+        return;
+    }
+    uint32_t period = left + (ticks - 1u) * s_tick_cycles;
+    s_stretch_ticks = ticks;
+    start_period(period);
+    cm7_dsb();
+    cm7_wfi();
+    cm7_irq_restore(primask); /* the waking handler runs now (the stretched tick's counts itself) */
+
+    primask = cm7_irq_save();
+    if (s_stretch_ticks == 0u) {
+        s_idle = 1u; /* the stretched tick ended the sleep */
+    } else {
+        s_idle = 0u;
+        SYSTICK->CSR = SYSTICK_CSR_STOPPED;
+        if ((SCB->ICSR & SCB_ICSR_PENDSTSET) != 0u) {
+            SYSTICK->CSR = SYSTICK_CSR_RUNNING; /* it just ended: the handler counts it on unmask */
+        } else {
+            /* Woken early: count the whole ticks that passed since the start of the tick that was
+             * running when the sleep began; the rest of the current one becomes a 1-tick period
+             * (the handler restores the normal period at its end). */
+            uint32_t since = period - SYSTICK->CVR + (s_tick_cycles - left);
+            uint32_t to_next = s_tick_cycles - since % s_tick_cycles;
+            count_ticks(since / s_tick_cycles);
+            s_stretch_ticks = 1u;
+            start_period(to_next < SYSTICK_MIN_PERIOD ? SYSTICK_MIN_PERIOD : to_next);
+        }
+    }
+    cm7_irq_restore(primask);
 }
 
 void delay_ms(uint32_t ms)
@@ -145,4 +245,10 @@ int deadline_expired(deadline_t *d)
     }
     d->spins++;
     return d->spins > d->spin_limit;
+}
+
+uint32_t deadline_remaining_ms(const deadline_t *d)
+{
+    uint32_t used = s_ms - d->start_ms;
+    return used < d->timeout_ms ? d->timeout_ms - used + 1u : 1u;
 }

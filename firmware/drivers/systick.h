@@ -29,6 +29,15 @@ void systick_stop(void);
 int systick_can_wake(void);
 /* WFI when systick_can_wake(), else return at once: for long polling loops. */
 void systick_idle(void);
+/* Sleep until an interrupt, for idle waits in thread mode with interrupts enabled (the caller
+ * checks systick_can_wake() once) that loop on their own condition (it may return early).
+ * Ordinarily a WFI (the running tick ends it). Tickless idle: once a sleep has been ended by the tick (nothing else going
+ * on), the next one re-checks still_idle() with interrupts masked, programs SysTick for a single
+ * period up to max_ms ticks (bounded by the 24-bit reload) and sleeps in WFI; woken earlier, it
+ * counts the whole ticks that passed from the counter and resumes the tick in phase, so
+ * systick_ms() stays exact (a stretched period that runs out restarts the 1-tick period from its
+ * handler: the entry latency, a few dozen cycles, is the only drift). During such a sleep, interrupt handlers see systick_ms() stand still. */
+void systick_sleep(uint32_t max_ms, int (*still_idle)(void));
 
 /* Timeout helper: expires after timeout_ms on the SysTick clock; when the ms counter cannot move
  * (SysTick stopped or masked) a spin count backstop expires it instead, so no wait is endless. */
@@ -42,5 +51,7 @@ typedef struct {
 void deadline_start(deadline_t *d, uint32_t timeout_ms);
 /* Call once per polling iteration; returns 1 once the deadline has passed. */
 int deadline_expired(deadline_t *d);
+/* Whole ms left before deadline_expired(d) can return 1 (at least 1). */
+uint32_t deadline_remaining_ms(const deadline_t *d);
 
 #endif /* SYSTICK_H */

@@ -3,12 +3,24 @@
 #include <stdarg.h>
 
 #include "clock.h"
+#include "cm7_core.h"
 #include "gpio.h"
 #include "stm32h743.h"
 
 #define UART_TX_PIN 9u  /* PA9 */
 #define UART_RX_PIN 10u /* PA10 */
 #define UART_AF 7u
+/* Queued output of uart_write(): a power of two, so the free-running indices wrap cleanly. */
+#define UART_TX_QUEUE_BYTES 512u
+/* Below the USB interrupt: console output is the least urgent work. */
+#define UART_IRQ_PRIORITY 12u
+
+/* uart_write() queue: the writer advances head, whoever feeds the TX FIFO (writer or the TX FIFO
+ * empty interrupt, always with interrupts masked) advances tail. */
+static char s_txq[UART_TX_QUEUE_BYTES];
+static volatile uint32_t s_txq_head;
+static volatile uint32_t s_txq_tail;
+static uint8_t s_irq_on;
 
 void uart_init(uint32_t baud)
 {
@@ -32,19 +44,105 @@ void uart_init(uint32_t baud)
     USART1->BRR = (kernel + baud / 2u) / baud;
     USART1->ICR = USART_ICR_PECF | USART_ICR_FECF | USART_ICR_NECF | USART_ICR_ORECF | USART_ICR_IDLECF |
                   USART_ICR_TCCF;
-    USART1->CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
+    /* FIFO mode: 16 bytes can be handed over per status read (TXFE) instead of one (TXE). */
+    USART1->CR1 = USART_CR1_FIFOEN | USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
     while ((USART1->ISR & (USART_ISR_TEACK | USART_ISR_REACK)) != (USART_ISR_TEACK | USART_ISR_REACK)) {
     }
 }
 
+/* Move queued bytes into the TX FIFO while it takes them: all 16 entries per ISR read when it is
+ * empty (TXFE), else one per TXFNF. Returns with interrupts as they were; callers mask them. */
+static void txq_feed(void)
+{
+    uint32_t tail = s_txq_tail;
+    uint32_t head = s_txq_head;
+    while (tail != head) {
+        uint32_t isr = USART1->ISR;
+        uint32_t room = (isr & USART_ISR_TXFE) != 0u ? USART_FIFO_DEPTH : (isr & USART_ISR_TXE) != 0u ? 1u : 0u;
+        if (room == 0u) {
+            break;
+        }
+        for (; room != 0u && tail != head; room--, tail++) {
+            USART1->TDR = (uint8_t)s_txq[tail % UART_TX_QUEUE_BYTES];
+        }
+    }
+    s_txq_tail = tail;
+}
+
+/* Feed the FIFO; while bytes stay queued, let the TX FIFO empty interrupt continue. */
+static void txq_kick(void)
+{
+    uint32_t primask = cm7_irq_save();
+    txq_feed();
+    if (s_txq_tail != s_txq_head) {
+        if (!s_irq_on) {
+            nvic_set_priority(USART1_IRQn, UART_IRQ_PRIORITY);
+            nvic_enable_irq(USART1_IRQn);
+            s_irq_on = 1u;
+        }
+        USART1->CR1 |= USART_CR1_TXFEIE;
+    }
+    cm7_irq_restore(primask);
+}
+
+void USART1_IRQHandler(void)
+{
+    txq_feed();
+    if (s_txq_tail == s_txq_head) {
+        USART1->CR1 &= ~USART_CR1_TXFEIE;
+    }
+}
+
+/* Feed the FIFO by polling until the queue is empty (callable with interrupts masked). */
+static void txq_drain(void)
+{
+    while (s_txq_tail != s_txq_head) {
+        uint32_t primask = cm7_irq_save();
+        txq_feed();
+        cm7_irq_restore(primask);
+    }
+}
+
+static void txq_put(char c)
+{
+    while (s_txq_head - s_txq_tail >= UART_TX_QUEUE_BYTES) {
+        uint32_t primask = cm7_irq_save(); /* full: make room by hand, nothing is dropped */
+        txq_feed();
+        cm7_irq_restore(primask);
+    }
+    s_txq[s_txq_head % UART_TX_QUEUE_BYTES] = c;
+    s_txq_head = s_txq_head + 1u;
+}
+
+void uart_queue(const char *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i] == '\n') {
+            txq_put('\r');
+        }
+        txq_put(s[i]);
+    }
+}
+
+void uart_write(const char *s, uint32_t n)
+{
+    uart_queue(s, n);
+    txq_kick();
+}
+
 void uart_flush(void)
 {
+    txq_drain();
+    if ((USART1->CR1 & USART_CR1_TXFEIE) != 0u) {
+        USART1->CR1 &= ~USART_CR1_TXFEIE; /* nothing left for the interrupt */
+    }
     while ((USART1->ISR & USART_ISR_TC) == 0u) {
     }
 }
 
 static void put_raw(char c)
 {
+    txq_drain(); /* queued uart_write() output goes first */
     while ((USART1->ISR & USART_ISR_TXE) == 0u) {
     }
     USART1->TDR = (uint8_t)c;

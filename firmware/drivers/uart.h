@@ -1,7 +1,8 @@
 /*
  * USART1 console on PA9 (TX) / PA10 (RX), AF7, 8N1, oversampling 16, kernel clock rcc_pclk2.
- * Output: '\n' is sent as "\r\n" and the driver waits for TC after it (and at the end of
- * uart_puts / uart_printf), so a line is fully on the wire when the call returns.
+ * FIFO mode (16-byte TX FIFO). Output: '\n' is sent as "\r\n"; uart_putc/puts/printf wait for TC
+ * after it (and at their end), so a line is fully on the wire when the call returns; uart_write
+ * queues and returns at once (interrupt-driven).
  */
 #ifndef UART_H
 #define UART_H
@@ -16,7 +17,15 @@ void uart_puts(const char *s);
 void uart_printf(const char *fmt, ...);
 /* One received byte (0..255), or -1 when none. Clears overrun/framing/noise errors. */
 int uart_getc_nonblock(void);
-/* Wait until the last byte has left the shift register (ISR.TC). */
+/* Queue n bytes ('\n' sent as "\r\n") and return: the TX FIFO is fed now and from the TX FIFO
+ * empty interrupt (USART1 IRQ) until the queue is empty; waits only while the 512-byte queue is
+ * full. Queued bytes always go out before later uart_putc/puts/printf output. */
+void uart_write(const char *s, uint32_t n);
+/* Queue only: the bytes start with the next uart_write (or uart_flush). Lets a line be assembled
+ * in pieces and handed to the FIFO in 16-byte loads. */
+void uart_queue(const char *s, uint32_t n);
+/* Send everything queued, then wait until the last byte has left the shift register (ISR.TC):
+ * call it before a reset or a jump to another image. */
 void uart_flush(void);
 
 #endif /* UART_H */

@@ -1,6 +1,8 @@
 #include "w25q64.h"
 
+#include "cm7_core.h"
 #include "qspi.h"
+#include "stm32h743.h" /* QSPI_MEM_BASE: the memory-mapped window */
 #include "systick.h"
 
 /* QSPI_ERR_* values are the first W25Q_ERR_* values, so they pass through unchanged. */
@@ -27,7 +29,9 @@ _Static_assert(W25Q_ERR_TIMEOUT == QSPI_ERR_TIMEOUT && W25Q_ERR_TRANSFER == QSPI
 #define W25Q_MODE_BYTE 0xFFu    /* M5-4 != 10: no continuous-read mode */
 #define W25Q_WEL_TIMEOUT_MS 10u
 #define W25Q_RESET_WAIT_MS 1u   /* >= tRST 30 us */
-#define W25Q_VERIFY_CHUNK 256u
+#define W25Q_ERASED_WORD 0xFFFFFFFFu
+#define W25Q_ERASED_BYTE 0xFFu
+#define WORD_BYTES 4u
 
 static int simple_cmd(uint8_t opcode)
 {
@@ -232,6 +236,41 @@ int w25q_read(uint32_t addr, uint8_t *data, uint32_t len)
     return qspi_read(&c, data);
 }
 
+/* Compare len bytes of the array at addr with data, or with the erased value when data is NULL,
+ * through the memory-mapped window (EBh): the controller fetches at bus speed with no FIFO or status
+ * register access per word, where an indirect read costs a DR and an SR access per word. The chip
+ * must be idle (every erase/program waits for BUSY=0). The controller stays memory-mapped: the next
+ * indirect command aborts that mode first (qspi.c). */
+static int mapped_compare(uint32_t addr, const uint8_t *data, uint32_t len, int mismatch)
+{
+    int rc = w25q_memory_mapped();
+    if (rc != W25Q_OK) {
+        return rc;
+    }
+    uint32_t base = QSPI_MEM_BASE + addr;
+    cm7_dcache_invalidate_range(base, len); /* cached lines may predate the program/erase */
+    uint32_t i = 0;
+    if (((base | (uint32_t)(uintptr_t)data) % WORD_BYTES) == 0u) {
+        const volatile uint32_t *words = (const volatile uint32_t *)(uintptr_t)base;
+        for (; len - i >= WORD_BYTES; i += WORD_BYTES) {
+            uint32_t want = W25Q_ERASED_WORD;
+            if (data != 0) {
+                __builtin_memcpy(&want, data + i, WORD_BYTES);
+            }
+            if (words[i / WORD_BYTES] != want) {
+                return mismatch;
+            }
+        }
+    }
+    const volatile uint8_t *bytes = (const volatile uint8_t *)(uintptr_t)base;
+    for (; i < len; i++) {
+        if (bytes[i] != (data != 0 ? data[i] : W25Q_ERASED_BYTE)) {
+            return mismatch;
+        }
+    }
+    return W25Q_OK;
+}
+
 int w25q_verify(uint32_t addr, const uint8_t *data, uint32_t len)
 {
     if (data == 0 && len != 0u) {
@@ -240,23 +279,21 @@ int w25q_verify(uint32_t addr, const uint8_t *data, uint32_t len)
     if (!range_ok(addr, len)) {
         return W25Q_ERR_RANGE;
     }
-    uint8_t buf[W25Q_VERIFY_CHUNK];
-    while (len > 0u) {
-        uint32_t chunk = len < W25Q_VERIFY_CHUNK ? len : W25Q_VERIFY_CHUNK;
-        int rc = w25q_read(addr, buf, chunk);
-        if (rc != W25Q_OK) {
-            return rc;
-        }
-        for (uint32_t i = 0; i < chunk; i++) {
-            if (buf[i] != data[i]) {
-                return W25Q_ERR_VERIFY;
-            }
-        }
-        addr += chunk;
-        data += chunk;
-        len -= chunk;
+    if (len == 0u) {
+        return W25Q_OK;
     }
-    return W25Q_OK;
+    return mapped_compare(addr, data, len, W25Q_ERR_VERIFY);
+}
+
+int w25q_check_erased(uint32_t addr, uint32_t len)
+{
+    if (!range_ok(addr, len)) {
+        return W25Q_ERR_RANGE;
+    }
+    if (len == 0u) {
+        return W25Q_OK;
+    }
+    return mapped_compare(addr, 0, len, W25Q_ERR_NOT_ERASED);
 }
 
 int w25q_memory_mapped(void)

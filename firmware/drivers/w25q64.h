@@ -35,6 +35,7 @@
 #define W25Q_ERR_QE (-6)       /* QE bit did not stick */
 #define W25Q_ERR_WEL (-7)      /* write enable latch did not set (write-protected or no device) */
 #define W25Q_ERR_VERIFY (-8)   /* read-back differs */
+#define W25Q_ERR_NOT_ERASED (-9) /* w25q_check_erased: a byte is not 0xFF */
 
 /* Datasheet maximum times (D.5), used as timeouts */
 #define W25Q_TIMEOUT_WRITE_SR_MS 15u
@@ -57,8 +58,12 @@ int w25q_erase_chip(void);
 int w25q_program(uint32_t addr, const uint8_t *data, uint32_t len);
 /* Read len bytes with Fast Read Quad Output (6Bh). */
 int w25q_read(uint32_t addr, uint8_t *data, uint32_t len);
-/* Compare len bytes at addr with data (indirect reads); W25Q_ERR_VERIFY on a difference. */
+/* Compare len bytes at addr with data; W25Q_ERR_VERIFY on a difference. Reads through the
+ * memory-mapped window (EBh) and leaves the controller memory-mapped: any later command leaves
+ * that mode first. */
 int w25q_verify(uint32_t addr, const uint8_t *data, uint32_t len);
+/* W25Q_OK when len bytes at addr all read 0xFF, else W25Q_ERR_NOT_ERASED (memory-mapped, as above). */
+int w25q_check_erased(uint32_t addr, uint32_t len);
 /* Memory-mapped Quad I/O read EBh (1-4-4, mode byte 0xFF as alternate, 4 dummy): CCR 0x0F10EDEB. */
 int w25q_memory_mapped(void);
 /* Abort memory-mapped mode (back to indirect mode). */

@@ -13,6 +13,8 @@ static inline void cm7_dsb(void) { __asm volatile("dsb 0xF" ::: "memory"); }
 static inline void cm7_isb(void) { __asm volatile("isb 0xF" ::: "memory"); }
 static inline void cm7_dmb(void) { __asm volatile("dmb 0xF" ::: "memory"); }
 static inline void cm7_wfi(void) { __asm volatile("wfi" ::: "memory"); }
+/* Sleeps unless the event register is set; every exception return sets it (ARMv7-M B1.5.18). */
+static inline void cm7_wfe(void) { __asm volatile("wfe" ::: "memory"); }
 static inline void cm7_nop(void) { __asm volatile("nop"); }
 static inline void cm7_irq_disable(void) { __asm volatile("cpsid i" ::: "memory"); }
 static inline void cm7_irq_enable(void) { __asm volatile("cpsie i" ::: "memory"); }
@@ -121,6 +123,25 @@ static inline void cm7_dcache_clean_invalidate_all(void)
         for (uint32_t way = 0; way < ways; way++) {
             SCB->DCCISW = (set << set_shift) | (way << way_shift);
         }
+    }
+    cm7_dsb();
+    cm7_isb();
+}
+
+/* Invalidate the D-cache lines covering [addr, addr+len) when the D-cache is on: memory that
+ * changed behind the core (e.g. the QSPI window after a program) must be read afresh. Only for
+ * read-only memory: dirty lines in the range would be lost. */
+static inline void cm7_dcache_invalidate_range(uint32_t addr, uint32_t len)
+{
+    if ((SCB->CCR & SCB_CCR_DC) == 0u || len == 0u) {
+        return;
+    }
+    SCB->CSSELR = SCB_CSSELR_L1_DATA;
+    cm7_dsb();
+    uint32_t line = 1u << ((SCB->CCSIDR & SCB_CCSIDR_LINESIZE_Msk) + 4u);
+    uint32_t end = addr + len;
+    for (uint32_t a = addr & ~(line - 1u); a < end && a >= (addr & ~(line - 1u)); a += line) {
+        SCB->DCIMVAC = a;
     }
     cm7_dsb();
     cm7_isb();

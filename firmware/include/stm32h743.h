@@ -357,6 +357,7 @@ _Static_assert(offsetof(usart_regs_t, PRESC) == 0x2C, "USART PRESC offset");
 #define USART_CR1_OVER8 (1u << 15)
 #define USART_CR1_M1 (1u << 28)
 #define USART_CR1_FIFOEN (1u << 29)
+#define USART_CR1_TXFEIE (1u << 30) /* TX FIFO empty interrupt (FIFOEN=1) */
 #define USART_CR2_STOP_Pos 12u
 #define USART_CR2_STOP_Msk (3u << USART_CR2_STOP_Pos) /* 00 = 1 stop bit */
 #define USART_ISR_PE (1u << 0)
@@ -370,12 +371,14 @@ _Static_assert(offsetof(usart_regs_t, PRESC) == 0x2C, "USART PRESC offset");
 #define USART_ISR_BUSY (1u << 16)
 #define USART_ISR_TEACK (1u << 21)
 #define USART_ISR_REACK (1u << 22)
+#define USART_ISR_TXFE (1u << 23) /* TX FIFO empty (FIFOEN=1) */
 #define USART_ICR_PECF (1u << 0)
 #define USART_ICR_FECF (1u << 1)
 #define USART_ICR_NECF (1u << 2)
 #define USART_ICR_ORECF (1u << 3)
 #define USART_ICR_IDLECF (1u << 4)
 #define USART_ICR_TCCF (1u << 6)
+#define USART_FIFO_DEPTH 16u /* TX and RX FIFO entries (FIFOEN=1) */
 
 /* ------------------------------------------------------------------------------------------
  * SYSCFG (base 0x5800_0400)

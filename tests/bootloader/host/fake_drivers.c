@@ -186,6 +186,16 @@ int w25q_verify(uint32_t addr, const uint8_t *data, uint32_t len)
     return memcmp(qspi + addr, data, len) == 0 ? 0 : W25Q_ERR_VERIFY;
 }
 
+int w25q_check_erased(uint32_t addr, uint32_t len)
+{
+    if (addr + len > W25Q_SIZE) return W25Q_ERR_RANGE;
+    if (should_fail(OP_QSPI_READ)) return W25Q_ERR_TIMEOUT;
+    for (uint32_t i = 0; i < len; i++) {
+        if (qspi[addr + i] != 0xFFu) return W25Q_ERR_NOT_ERASED;
+    }
+    return 0;
+}
+
 int w25q_memory_mapped(void) { return 0; }
 int w25q_leave_memory_mapped(void) { return 0; }
 
@@ -208,6 +218,11 @@ void uart_puts(const char *s)
 }
 
 void uart_printf(const char *fmt, ...) { uart_puts(fmt); }
+void uart_queue(const char *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) uart_putc(s[i]);
+}
+void uart_write(const char *s, uint32_t n) { uart_queue(s, n); }
 int uart_getc_nonblock(void) { return -1; }
 void uart_flush(void) {}
 
