@@ -223,7 +223,7 @@ def bench_dfu(
     rate = kib / wall if wall > 0 else float("inf")
     lines = [
         f"dfu ({timing} timing): {kib:.0f} KiB DfuSe download into the W25Q64 at 0x{DFU_BENCH_ADDRESS:08X} "
-        f"(erase + write) in {wall:.2f} s wall = {rate:.1f} KiB/s; virtual board time {virtual:.3f} s "
+        f"(erase + write) in {wall:.3f} s wall = {rate:.1f} KiB/s; virtual board time {virtual:.3f} s "
         f"({kib / virtual:.1f} KiB/s on the virtual board)",
     ]
     for name, count, w, v in phases:
