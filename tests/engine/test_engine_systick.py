@@ -137,37 +137,42 @@ def test_external_clock_source_counts_core_clock_over_8(build):
     assert period_ns == 8000 * 1_000_000_000 // 64_000_000  # 1000 ticks of core/8
 
 
-def test_core_clock_change_retimes_systick(build):
-    hz = [64_000_000]
+def _ticking_machine(build, hz: list[int]):
+    """SYSTICK_IRQ_PROGRAM on a core whose clock is hz[0], logging exception entries."""
     probes: list[Probe] = []
     m = build(
         SYSTICK_IRQ_PROGRAM, handlers={"systick": "systick"}, cpu_hz=lambda: hz[0], setup=with_probe(probes)
     )
     m.exception_log = []
+    return m
+
+
+def test_core_clock_change_retimes_systick(build):
+    hz = [64_000_000]
+    m = _ticking_machine(build, hz)
     m.run(max_ns=50_000)
     hz[0] = 128_000_000  # e.g. the firmware switched to the PLL
     m.run(max_ns=50_000)
+    entries = _assert_periods_at_64_then_128_mhz(m)
+    assert m.read_u32(RESULTS) == len(entries)
+
+
+def _assert_periods_at_64_then_128_mhz(m) -> list[int]:
+    """SysTick entry times show a 1000-cycle period at 64 MHz and one at 128 MHz."""
     entries = [t for t, _n, exc in m.exception_log if exc == 15]
     gaps = [b - a for a, b in zip(entries, entries[1:], strict=False)]
     assert 15625 in gaps  # 1000 cycles at 64 MHz
     assert 7812 in gaps or 7813 in gaps  # 1000 cycles at 128 MHz
-    assert m.read_u32(RESULTS) == len(entries)
+    return entries
 
 
 def test_core_clock_change_by_a_model_event_mid_run(build):
     # cpu_hz() is re-read after model code ran (here a scheduled event), not only between runs
     hz = [64_000_000]
-    probes: list[Probe] = []
-    m = build(
-        SYSTICK_IRQ_PROGRAM, handlers={"systick": "systick"}, cpu_hz=lambda: hz[0], setup=with_probe(probes)
-    )
-    m.exception_log = []
+    m = _ticking_machine(build, hz)
     m.schedule(50_000, lambda: hz.__setitem__(0, 128_000_000), "pll switch")
     m.run(max_ns=100_000)
-    entries = [t for t, _n, exc in m.exception_log if exc == 15]
-    gaps = [b - a for a, b in zip(entries, entries[1:], strict=False)]
-    assert 15625 in gaps  # 1000 cycles at 64 MHz
-    assert 7812 in gaps or 7813 in gaps  # 1000 cycles at 128 MHz
+    _assert_periods_at_64_then_128_mhz(m)
 
 
 def test_clock_generation_limits_cpu_hz_calls(build):
