@@ -14,6 +14,12 @@ to the next event. While an interrupt waits only for PRIMASK/BASEPRI, slices end
 unmasking instruction when it can be found ahead (:mod:`h743sim.engine.unmask_scan`), else the
 core is stepped finely so the interrupt is taken where hardware would take it.
 
+WFE follows the event register: exception entry and return set it, a WFE with it set clears it and
+goes on, one without it sleeps until an interrupt would be taken. SEV is executed by unicorn as a
+NOP the engine never sees, so it does not set the register: the common idiom ``sev; wfe; wfe``
+(clear the event, then sleep) still sleeps once until the next interrupt, but code that expects a
+lone ``sev; wfe`` to fall through sleeps there instead.
+
 Rules from EMULATION.md §2 that shape it: ``emu_stop()`` is never used to end a slice from an
 MMIO callback for an access that completed (the access would run again) - the slice's
 instruction budget is lowered instead (:mod:`h743sim.engine.counter`); ``emu_stop()`` is used only
