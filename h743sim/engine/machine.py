@@ -258,6 +258,7 @@ class Machine:
         self._invalid: tuple[FaultKind, int] | None = None
         self._wfe_sleep = False
         self._last_hint: tuple[int, int] | None = None
+        self._counting = False  # the current run has an instruction budget
 
     # -- building the board --------------------------------------------------------------------
     def host_for(self, name: str, irq_offset: int = 0) -> ModelHost:
@@ -548,6 +549,7 @@ class Machine:
             raise ValueError(f"max_instructions must not be negative, got {max_instructions}")
         self._deadline_ns = None if max_ns is None else self.now_ns() + int(max_ns)
         limit = None if max_instructions is None else self._instructions + int(max_instructions)
+        self._counting = limit is not None
         pc = self._regs.read(arm.UC_ARM_REG_PC)
         self._breakpoint_skip = pc if pc in self._breakpoints else None
         self._clock_stale = True  # host code may have changed models between runs
@@ -568,6 +570,7 @@ class Machine:
                 self._run_slice(budget)
         finally:
             self._deadline_ns = None
+            self._counting = False
 
     def _stop(
         self, kind: StopKind, message: str, error: BaseException | None = None, **details: Any
@@ -739,8 +742,9 @@ class Machine:
             and self._follows(_WFI_T1, _WFI_T2)
         ):
             self._wait_for_interrupt()
-        elif self.counter.counter > self.counter.limit and self._at_self_branch():
+        elif not self._counting and self.counter.counter > self.counter.limit and self._at_self_branch():
             # "b ." changes nothing until an exception is taken: skip its cycles like a sleep
+            # (not under an instruction budget: there it executes, so the budget can end the run)
             self._idle_mode = "spin"
 
     def _at_self_branch(self) -> bool:

@@ -479,3 +479,23 @@ def test_wfe_is_a_hint_wherever_a_slice_starts(alarm_build):
     stop = m.run(until=lambda: m.read_u32(RESULTS + 8) != 0, max_ns=10_000_000)
     assert stop.kind is StopKind.CONDITION, stop.message
     assert m.read_u32(RESULTS) == 4
+
+
+def test_instruction_budget_ends_a_branch_to_self_while_timers_run(build):
+    """With only an instruction budget, ``b .`` executes (it is not skipped like a sleep), so the
+    budget ends the run even while a timer keeps scheduling events (was an endless host loop)."""
+    m = build(
+        """
+reset:
+  ldr r0, =0xE000E010
+  ldr r1, =999
+  str r1, [r0, #4]
+  movs r1, #5                 @ SysTick counting, no interrupt: an event every 1000 cycles
+  str r1, [r0]
+  b .
+"""
+    )
+    before = m.instructions_executed
+    stop = m.run(max_instructions=50_000)
+    assert stop.kind is StopKind.INSTRUCTION_LIMIT
+    assert m.instructions_executed == before + 50_000
