@@ -56,8 +56,10 @@ Modelling choices (each one checked by tests/models/test_otg_fs.py):
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from functools import partial
+from itertools import repeat
 from typing import Final, Literal
 
 from peripherals.host import NS_PER_MS, WARNING, Host, Timer
@@ -95,6 +97,9 @@ HOST_REGS = range(0x400, 0x800)
 DEVICE_REGS = range(0x800, 0xE00)
 FIFO_WINDOWS = range(0x1000, 0x11000)  # 16 windows of 4 KiB: push TX FIFO n / pop the RX FIFO
 IN_EP_BASE, OUT_EP_BASE, EP_STRIDE = 0x900, 0xB00, 0x20
+# Registers whose writes can change the D+ pull-up (_pullup_on); GRSTCTL: a core soft reset
+# resets DCTL. Mode and VBUS changes update the connection where they happen.
+_CONNECTION_REGS: Final = frozenset((GOTGCTL, GCCFG, DCTL, GRSTCTL))
 
 # GINTSTS / GINTMSK
 CMOD, MMIS, OTGINT, SOF, RXFLVL = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4
@@ -447,7 +452,10 @@ class OtgFs(Peripheral):
 
     # ------------------------------------------------------------------ bus access
     def read(self, offset: int, size: int) -> int:
-        changed = self._sync_sof()
+        # With GINTSTS.SOF already set a read cannot raise it: skip asking for the time. The frame
+        # count (_sof_seen) catches up at the next full sync, which every path that can clear
+        # SOF (a bus write, a reset) does first, so SOF timing does not change.
+        changed = self._sync_sof() if not self._r_gintsts.value & SOF else False
         if offset in FIFO_WINDOWS:
             value = self._fifo_read(offset, size)
             if changed:  # popping a data word changes no interrupt input (RXFLVL counts statuses)
@@ -473,7 +481,8 @@ class OtgFs(Peripheral):
             self._log_once(f"dbg{offset:x}", f"write to reserved/debug FIFO RAM area +{offset:#x} ignored")
         elif not self._mode_mismatch(offset):
             self.regs.write(offset, size, value)
-        self._update_connection()
+            if offset & ~3 in _CONNECTION_REGS:  # the only writes that move the pull-up inputs
+                self._update_connection()
         self._update_irq()
 
     def _mode_mismatch(self, offset: int) -> bool:
@@ -574,8 +583,10 @@ class OtgFs(Peripheral):
     def _rx_push(self, status: int, payload: bytes = b"") -> None:
         self._rx.append((status, True))
         self._rx_statuses += 1
-        for i in range(0, len(payload), 4):
-            self._rx.append((int.from_bytes(payload[i : i + 4].ljust(4, b"\0"), "little"), False))
+        if payload:
+            nwords = (len(payload) + 3) // 4
+            words = struct.unpack(f"<{nwords}I", payload.ljust(4 * nwords, b"\0"))
+            self._rx.extend(zip(words, repeat(False)))
 
     def _rx_status_read(self, pop: bool, _stored: int) -> int:
         dropped = 0

@@ -58,6 +58,7 @@ FMODE_AUTO_POLLING = 2
 FMODE_MEMORY_MAPPED = 3
 
 _LINES = (0, 1, 2, 4)  # IMODE/ADMODE/ABMODE/DMODE encoding -> data lines
+_SIZE_MASKS = (0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF)  # access size in bytes -> value mask
 _IRQ_SOURCES = (("TEF", "TEIE"), ("TCF", "TCIE"), ("FTF", "FTIE"), ("SMF", "SMIE"), ("TOF", "TOIE"))
 
 
@@ -152,6 +153,7 @@ class QuadSpi(Peripheral):
         self._phase = "idle"  # idle | write | read | poll | mmap
         self._tx_armed = False  # an indirect write waits for / moves DR data (FTF meaningful)
         self._remaining = 0
+        self._tx_lines = 0  # data lines of the indirect write in progress
         self._device: QspiFlash | None = None  # the one with CS# low
         self._instruction_sent = False  # SIOO bookkeeping, reset by a CCR write
         self._poll_timer: Timer | None = None
@@ -217,6 +219,7 @@ class QuadSpi(Peripheral):
         # Handles and field positions for the per-access paths (DR, SR, the IRQ line), taken
         # from the definitions above so that the layout stays declared once.
         self._cr, self._sr, self._ccr = r["CR"], r["SR"], r["CCR"]
+        self._ccr_views: dict[int, dict[str, int]] = {}  # CCR value -> its fields (_ccr_view)
         self._fmode = self._ccr.reader("FMODE")
         self._dmode = self._ccr.reader("DMODE")
         self._fthres = self._cr.reader("FTHRES")
@@ -227,6 +230,16 @@ class QuadSpi(Peripheral):
         )
         self._irq_enables = sum(enable for _flag, enable in self._irq_sources)
 
+    def _ccr_view(self) -> dict[str, int]:
+        """CCR's fields by name, decoded once per CCR value: the command paths read most of them."""
+        value = self._ccr.value
+        view = self._ccr_views.get(value)
+        if view is None:
+            if len(self._ccr_views) >= 64:
+                self._ccr_views.clear()
+            view = self._ccr_views[value] = {name: f.extract(value) for name, f in self._ccr.fields.items()}
+        return view
+
     def _not_busy(self) -> bool:
         return not self._busy
 
@@ -236,7 +249,7 @@ class QuadSpi(Peripheral):
     def _clearer(self, flag: str) -> Callable[[int, int], None]:
         def clear(_old: int, written: int) -> None:
             if written:
-                self.regs["SR"][flag] = 0
+                self._sr[flag] = 0
                 if flag == "SMF":
                     self._poll_wake()  # with APMS=0 the next poll sets it again
 
@@ -256,6 +269,15 @@ class QuadSpi(Peripheral):
         return value
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if offset == DR_OFFSET and self._phase == "write":
+            # The bulk of a page program: CS# low, FMODE=00 (write-protected while BUSY), FIFO
+            # empty; the bytes go straight to the chip (what _drain_tx would do, without the FIFO).
+            device = self._device
+            if device is not None and size < self._remaining and not self._fifo:
+                device.write_data((value & _SIZE_MASKS[size]).to_bytes(size, "little"), self._tx_lines)
+                self._remaining -= size
+                self._update_irq()
+                return
         if offset & ~3 == DR_OFFSET:
             self._dr_write(size, value, offset & 3)
         else:
@@ -294,10 +316,11 @@ class QuadSpi(Peripheral):
         self.host.invalidate(self.xip_base + offset, size)
 
     def _flash(self) -> QspiFlash:
-        if self.regs["CR"]["DFM"]:
+        cr = self._cr
+        if cr["DFM"]:
             self._log_once("dfm", "dual-flash mode not simulated: bank 1 only")
             return self._banks.get(1) or _NoFlash()
-        return self._banks.get(2 if self.regs["CR"]["FSEL"] else 1) or _NoFlash()
+        return self._banks.get(2 if cr["FSEL"] else 1) or _NoFlash()
 
     @property
     def window_published(self) -> bool:
@@ -417,7 +440,7 @@ class QuadSpi(Peripheral):
     def _ccr_written(self, _old: int, _new: int) -> None:
         if self._busy:
             return  # the fields were write-protected: nothing changed
-        ccr = self.regs["CCR"]
+        ccr = self._ccr_view()
         self._instruction_sent = False
         self._tx_armed = False
         if ccr["DDRM"]:
@@ -441,7 +464,7 @@ class QuadSpi(Peripheral):
     def _ar_written(self, _old: int, _new: int) -> None:
         if not self._ar_writable():
             return
-        ccr = self.regs["CCR"]
+        ccr = self._ccr_view()
         if ccr["ADMODE"] == 0:
             return
         if ccr["FMODE"] == FMODE_INDIRECT_WRITE and ccr["DMODE"] != 0:
@@ -497,7 +520,7 @@ class QuadSpi(Peripheral):
 
     # ---------------------------------------------------------------- starting a command
     def _start(self) -> None:
-        cr, ccr = self.regs["CR"], self.regs["CCR"]
+        cr, ccr = self.regs["CR"], self._ccr_view()
         if not cr["EN"]:
             self._log_once("en0", "command written while EN=0: not started")
             return
@@ -536,11 +559,12 @@ class QuadSpi(Peripheral):
             self._finish_read_if_drained()
         else:
             self._phase = "write"
+            self._tx_lines = _LINES[ccr["DMODE"]]  # DMODE is write-protected while BUSY
             self._drain_tx()
 
     def _send_prologue(self, flash: QspiFlash, address: int) -> None:
         """CS# low, then instruction (SIOO permitting), address, alternate bytes, dummy cycles."""
-        ccr = self.regs["CCR"]
+        ccr = self._ccr_view()
         self._release_cs()
         self._device = flash
         flash.begin()
@@ -557,7 +581,7 @@ class QuadSpi(Peripheral):
             flash.dummy(ccr["DCYC"])
 
     def _command_clocks(self, data_bytes: int) -> int:
-        ccr = self.regs["CCR"]
+        ccr = self._ccr_view()
         clocks = ccr["DCYC"]
         if ccr["IMODE"]:
             clocks += 8 // _LINES[ccr["IMODE"]]
@@ -618,7 +642,7 @@ class QuadSpi(Peripheral):
     # ---------------------------------------------------------------- automatic polling
     def _poll(self) -> None:
         self._poll_timer = None
-        ccr, cr = self.regs["CCR"], self.regs["CR"]
+        ccr, cr = self._ccr_view(), self.regs["CR"]
         flash = self._flash()
         self._send_prologue(flash, self.regs["AR"].value)
         n = self._poll_nbytes

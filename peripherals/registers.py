@@ -180,8 +180,15 @@ class Register:
         # fields without callbacks or guards, all at once
         set_mask = plan.replace & lanes
         new = (old & ~set_mask) | (value & set_mask)
-        new &= ~(value & plan.w1c & lanes)
-        new |= value & plan.w1s & lanes
+        if plan.simple and self.default_access is not Access.RW:
+            # nothing else to apply: plain RW/WO fields, bits that ignore writes
+            self.value = new & plan.full
+            if self.on_write is not None:
+                self.on_write(old, self.value)
+            return
+        if plan.w1c or plan.w1s:
+            new &= ~(value & plan.w1c & lanes)
+            new |= value & plan.w1s & lanes
         # guarded fields without callbacks: one guard call per distinct guard
         for guard, g_any, g_replace, g_w1c, g_w1s in plan.guarded:
             if g_any & lanes and guard():
@@ -189,7 +196,7 @@ class Register:
                 new = (new & ~set_mask) | (value & set_mask)
                 new &= ~(value & g_w1c & lanes)
                 new |= value & g_w1s & lanes
-        callbacks: list[tuple[FieldWrite, int, int]] = []
+        callbacks: list[tuple[FieldWrite, int, int]] | None = None
         for f in plan.special:
             fmask = f.mask & lanes
             if not fmask:
@@ -201,7 +208,9 @@ class Register:
             if acc is Access.SC:
                 # trigger: the stored value is left for the callback to manage
                 if f.on_write is not None:
-                    callbacks.append((f.on_write, f.extract(old), f.extract(written)))
+                    if callbacks is None:
+                        callbacks = []
+                    callbacks.append((f.on_write, (old >> f.lsb) & f.wmask, (written >> f.lsb) & f.wmask))
                 continue
             if acc is Access.W1C:
                 new &= ~written
@@ -210,13 +219,16 @@ class Register:
             else:  # RW, WO
                 new = (new & ~fmask) | written
             if f.on_write is not None:
-                callbacks.append((f.on_write, f.extract(old), f.extract(new)))
+                if callbacks is None:
+                    callbacks = []
+                callbacks.append((f.on_write, (old >> f.lsb) & f.wmask, (new >> f.lsb) & f.wmask))
         if self.default_access is Access.RW:
             free = lanes & plan.uncovered
             new = (new & ~free) | (value & free)
         self.value = new & plan.full
-        for on_write, fold, fnew in callbacks:
-            on_write(fold, fnew)
+        if callbacks is not None:
+            for on_write, fold, fnew in callbacks:
+                on_write(fold, fnew)
         if self.on_write is not None:
             self.on_write(old, self.value)
 
@@ -241,7 +253,7 @@ class _ReadPlan:
 class _WritePlan:
     """What a bus write to a register does: plain fields as masks, the others one by one."""
 
-    __slots__ = ("nfields", "replace", "w1c", "w1s", "guarded", "special", "uncovered", "full")
+    __slots__ = ("nfields", "replace", "w1c", "w1s", "guarded", "special", "uncovered", "full", "simple")
 
     def __init__(self, reg: Register) -> None:
         self.nfields = len(reg.fields)
@@ -270,6 +282,8 @@ class _WritePlan:
         for f in reg.fields.values():
             covered |= f.mask
         self.uncovered = ~covered & self.full
+        # only callback-free RW/WO fields: bus_write may stop after the replace mask
+        self.simple = not (self.w1c or self.w1s or self.guarded or self.special)
 
 
 def _access_masks(fields: Iterable[Field]) -> tuple[int, int, int]:

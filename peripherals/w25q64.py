@@ -552,6 +552,7 @@ class W25Q64:
         self._out = bytearray()
         self._read_count = 0
         self._had_data = False
+        self._write_lines: int | None = None  # lines of the accepted write data phase in progress
 
     def begin(self) -> None:
         """CS# falls: a new transaction starts."""
@@ -612,10 +613,15 @@ class W25Q64:
 
     def write_data(self, data: bytes, lines: int = 1) -> None:
         """Data clocked into the chip."""
+        if lines == self._write_lines:
+            # more bytes of a data phase already accepted: the checks below would pass again
+            self._out += data
+            return
         self._require_cs("write_data")
         if not self._enter_data_phase(_WRITE, lines):
             return
         self._out += data
+        self._write_lines = lines
 
     def read_data(self, n: int, lines: int = 1) -> bytes:
         """``n`` data bytes clocked out of the chip (0xFF where the chip drives nothing)."""
@@ -695,6 +701,7 @@ class W25Q64:
             raise RuntimeError(f"{self.name}: {phase} phase without begin() (CS# high)")
 
     def _invalidate(self, reason: str) -> None:
+        self._write_lines = None
         if self._invalid is None:
             self._invalid = reason
 
@@ -1016,12 +1023,13 @@ class W25Q64:
             self._log_once("pp-prot", f"page program of protected page {page:#08x}: ignored")
             return
         # FACTS §D.4: addressing wraps inside the page; only the last 256 bytes sent are kept.
-        offset = addr % PAGE_SIZE
         first = max(0, len(data) - PAGE_SIZE)
-        items = [(page + (offset + i) % PAGE_SIZE, data[i]) for i in range(first, len(data))]
+        kept = data[first:]
+        offset = (addr + first) % PAGE_SIZE  # where the first kept byte lands
 
         def apply(fraction: float) -> None:
-            self._program(items[: int(len(items) * fraction)] if fraction < 1.0 else items)
+            # a cut program leaves the first bytes sent programmed (prefix of the kept bytes)
+            self._program_page(page, offset, kept, int(len(kept) * fraction) if fraction < 1.0 else len(kept))
 
         self._start(
             _Operation(
@@ -1181,6 +1189,26 @@ class W25Q64:
         self._run(op)
 
     # -- array changes (wear and stuck bits applied here)
+    def _program_page(self, page: int, offset: int, data: bytes, count: int) -> None:
+        """Program ``data[:count]`` into ``page`` from byte ``offset`` on, wrapping in the page.
+
+        Same result as :meth:`_program` of the (address, byte) pairs; the common case (no wrap,
+        sector not worn) ANDs the bytes as one integer instead of byte by byte.
+        """
+        if count <= 0:
+            return
+        sector = page // SECTOR_SIZE  # a page lies inside one sector
+        if offset + count > PAGE_SIZE or self.erase_counts[sector] > self.endurance:
+            self._program([(page + (offset + i) % PAGE_SIZE, data[i]) for i in range(count)])
+            return
+        lo = page + offset
+        hi = lo + count
+        arr = self.array
+        cells = int.from_bytes(arr[lo:hi], "little") & int.from_bytes(data[:count], "little")
+        arr[lo:hi] = cells.to_bytes(count, "little")
+        self._apply_stuck(lo, hi)
+        self._notify(lo, count)
+
     def _program(self, items: list[tuple[int, int]]) -> None:
         if not items:
             return

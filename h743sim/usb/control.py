@@ -176,6 +176,8 @@ class ControlTransferRunner:
         return int((payload + PACKET_OVERHEAD_BYTES) * 8 * FS_BIT_NS)
 
     def _require_port(self, what: str) -> None:
+        if self.otg.host_port_enabled():
+            return  # the usual case, in one call (it implies host_connected())
         if not self.otg.host_connected():
             raise Disconnected(f"{what}: the device disconnected")
         if not self.otg.host_port_enabled():

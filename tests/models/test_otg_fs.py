@@ -714,3 +714,55 @@ def test_daint_gintsts_and_irq_match_the_endpoint_rules(seed: int) -> None:
         assert b.rd(GINTSTS) & (IEPINT | OEPINT) == levels
         b.wr(GINTMSK, b.rd(GINTMSK))  # any write re-evaluates the line
         assert b.otg.irq_level == bool(b.rd(GINTSTS) & b.rd(GINTMSK))
+
+
+# ------------------------------------------- reads that skip the SOF time check, against the old path
+def _read_with_sof_sync(otg: OtgFs, offset: int, size: int) -> int:
+    """OtgFs.read as it was before reads skipped the time check: sync SOF on every read."""
+    changed = otg._sync_sof()
+    if 0x1000 <= offset < 0x11000:
+        value = otg._fifo_read(offset, size)
+        if changed:
+            otg._update_irq()
+        return value
+    if otg._mode_mismatch(offset):
+        return 0
+    value = otg.regs.read(offset, size)
+    if changed or offset & ~3 == GRXSTSP:
+        otg._update_irq()
+    return value
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reads_without_sof_time_check_match_reads_with_it(seed: int) -> None:
+    """Same register values, IRQ edges and SOF timing whether or not reads look at the time."""
+
+    def run(reference: bool) -> list[object]:
+        rng = random.Random(seed)
+        b = Bench()
+        if reference:
+            b.otg.read = lambda off, size: _read_with_sof_sync(b.otg, off, size)  # type: ignore[method-assign]
+        b.enumerate()
+        b.setb(GAHBCFG, GINT)
+        trace: list[object] = []
+        for _ in range(400):
+            op = rng.randrange(7)
+            if op == 0:
+                b.host.advance(rng.choice((1, 999, NS_PER_MS // 3, NS_PER_MS, 3 * NS_PER_MS)))
+            elif op == 1:
+                trace.append(("gintsts", b.rd(GINTSTS)))
+            elif op == 2:
+                trace.append(("dsts", b.rd(DSTS)))
+            elif op == 3:
+                b.wr(GINTSTS, SOF)  # acknowledge the SOF
+            elif op == 4:
+                b.wr(GINTMSK, rng.choice((0, SOF, 1 << 4)))
+            elif op == 5:
+                trace.append(("fifo", b.rd(FIFO0), b.rd(GRXSTSR)))
+            else:
+                trace.append(("daint", b.rd(DAINT)))
+            trace.append((b.host.now_ns(), b.irq))
+        trace.append([e for e in b.host.irq_history if e[1] == 101])
+        return trace
+
+    assert run(reference=False) == run(reference=True)

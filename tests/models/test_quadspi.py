@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from peripherals.host import NS_PER_MS, NS_PER_S
@@ -744,3 +746,52 @@ def test_wear_out_through_qspi_is_deterministic(host: StandaloneHost) -> None:
     first = run(3)
     assert first != b"\xff" * 0x1000 and sum(8 - bin(b).count("1") for b in first) == 8
     assert run(3) == first and run(4) != first
+
+
+# ---------------------------------------- DR writes straight to the chip, against the FIFO path
+def _write_via_dr_write(q: QuadSpi, offset: int, size: int, value: int) -> None:
+    """QuadSpi.write without its shortcut for DR: every DR access through _dr_write."""
+    if offset & ~3 == DR:
+        q._dr_write(size, value, offset & 3)
+    else:
+        q.regs.write(offset, size, value)
+    q._update_irq()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dr_write_shortcut_matches_the_fifo_path(seed: int) -> None:
+    def run(reference: bool) -> list[object]:
+        rng = random.Random(seed)
+        host = StandaloneHost()
+        flash = W25Q64(host)
+        q = QuadSpi(host, irq=IRQ, kernel_hz=KERNEL_HZ)
+        q.attach(flash)
+        if reference:
+            q.write = lambda off, size, value: _write_via_dr_write(q, off, size, value)  # type: ignore[method-assign]
+        hal = Hal(q, host)
+        hal.init(fifo_threshold=rng.choice((1, 4, 8)))
+        trace: list[object] = []
+        for _ in range(12):
+            addr = rng.randrange(0, 0x4000)
+            n = rng.choice((1, 3, 4, 64, 255, 256, 300, rng.randrange(1, 400)))
+            quad = rng.random() < 0.5
+            hal.write_enable()
+            hal.command(ccr(0x32 if quad else 0x02, admode=1, dmode=4 if quad else 1), addr, n)
+            hal.w(CCR, hal.r(CCR) & ~FMODE_MASK)
+            sent = 0
+            while sent < n:  # the last access may carry bytes beyond DLR+1 (discarded)
+                size = rng.choice((1, 2, 4, 4, 4))
+                hal.w(DR + (1 if rng.random() < 0.05 else 0), rng.getrandbits(8 * size), size)
+                sent += size
+                trace.append((hal.r(SR), q.fifo_level))
+            if rng.random() < 0.2:
+                hal.abort()  # waits for and clears TCF itself
+            else:
+                hal.wait(TCF)
+                hal.w(FCR, TCF)
+            trace.append(hal.wait_ready())
+        trace.append(bytes(flash.array[:0x4200]))
+        trace.append(list(host.irq_history))
+        return trace
+
+    assert run(reference=False) == run(reference=True)

@@ -127,6 +127,44 @@ def test_plans_follow_the_field_rules(seed: int) -> None:
         assert calls_a == calls_b
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_plain_registers_follow_the_field_rules(seed: int) -> None:
+    """Registers of callback-free, unguarded RW/WO/RO/RC fields take bus_write's short path;
+    the default access and a register-level on_write still apply."""
+    rng = random.Random(seed)
+    calls_a: list[tuple[object, ...]] = []
+    calls_b: list[tuple[object, ...]] = []
+
+    def plain(calls: list[tuple[object, ...]], r: random.Random) -> Register:
+        width = r.choice((8, 16, 32))
+        reg = Register("P", 0, width, reset=r.getrandbits(width))
+        if r.random() < 0.5:
+            reg.on_write = lambda old, new: calls.append(("<reg>", old, new))
+        if r.random() < 0.3:
+            reg.default_access = Access.RW
+        lsb = r.randrange(3)
+        n = 0
+        while lsb < width:
+            fwidth = r.randint(1, min(6, width - lsb))
+            reg.field(lsb, fwidth, f"F{n}", access=r.choice((Access.RW, Access.WO, Access.RO, Access.RC)))
+            n += 1
+            lsb += fwidth + r.randrange(3)
+        return reg
+
+    reg = plain(calls_a, random.Random(seed))
+    ref = plain(calls_b, random.Random(seed))
+    for _ in range(200):
+        if rng.random() < 0.2:
+            assert reg.bus_read() == _reference_read(ref)
+        else:
+            value = rng.getrandbits(reg.width)
+            lanes = rng.choice((reg.full_mask, 0xFF, 0xFF00, 0xFFFF_0000, 0x00FF_0000)) & reg.full_mask
+            reg.bus_write(value & lanes, lanes)
+            _reference_write(ref, value & lanes, lanes, calls_b)
+        assert reg.value == ref.value
+        assert calls_a == calls_b
+
+
 def test_a_field_added_after_an_access_is_honoured() -> None:
     reg = Register("R", 0, 32)
     reg.field(0, 8, "A")

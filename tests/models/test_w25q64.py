@@ -738,3 +738,92 @@ def test_bus_misuse_raises_clear_errors(flash: W25Q64) -> None:
     with pytest.raises(ValueError, match="not a bus phase"):
         flash.address(0, 5, 1)
     flash.end()
+
+
+# -- bulk program path (_program_page) against the per-byte path it replaces -------------------
+
+
+def _reference_program(flash: W25Q64, addr: int, data: bytes, fraction: float) -> None:
+    """The per-byte program of a page program: the (address, byte) pairs of FACTS §D.4
+    (wrap inside the page, last 256 bytes kept), prefix ``fraction``, through ``_program``."""
+    page, offset = addr - addr % 256, addr % 256
+    first = max(0, len(data) - 256)
+    items = [(page + (offset + i) % 256, data[i]) for i in range(first, len(data))]
+    flash._program(items[: int(len(items) * fraction)] if fraction < 1.0 else items)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bulk_page_program_matches_per_byte_path(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    for _case in range(40):
+        fraction = rng.choice((1.0, 1.0, 0.0, 0.01, 0.3, 0.5, 0.77, 0.999))
+        plan = PowerCutPlan(after_ops=0, fraction=fraction) if fraction < 1.0 else None
+        fast_host, ref_host = StandaloneHost(), StandaloneHost()
+        fast = W25Q64(fast_host, endurance=2, seed=seed, power_cut=plan)
+        ref = W25Q64(ref_host, endurance=2, seed=seed)
+        sector = rng.randrange(4)
+        base = sector * 0x1000
+        content = bytes(rng.randrange(256) for _ in range(0x1000))
+        cycles = rng.choice((0, 2, 3, 9))  # above 2: worn, some bits fail to program
+        stuck = [
+            (base + rng.randrange(0x1000), rng.randrange(8), rng.randrange(2))
+            for _ in range(rng.randrange(3))
+        ]
+        notes: dict[str, list[tuple[int, int]]] = {"fast": [], "ref": []}
+        for chip, key in ((fast, "fast"), (ref, "ref")):
+            chip.load_array(content, base)
+            chip.erase_counts[sector] = cycles
+            for a, bit, value in stuck:
+                chip.inject_stuck_bit(a, bit, value)
+            chip.add_array_listener(lambda off, size, log=notes[key]: log.append((off, size)))
+        addr = base + rng.randrange(0x1000)
+        length = rng.choice((1, 4, 255, 256, 257, 300, rng.randrange(1, 400)))
+        data = bytes(rng.randrange(256) for _ in range(length))
+        wren(fast)
+        cmd(fast, 0x02, address=addr, write=data)
+        fast_host.run_until_idle()
+        _reference_program(ref, addr, data, fraction)
+        assert bytes(fast.array[base : base + 0x1000]) == bytes(ref.array[base : base + 0x1000]), (
+            seed,
+            _case,
+            hex(addr),
+            length,
+            fraction,
+            cycles,
+        )
+        assert notes["fast"] == notes["ref"]
+
+
+def test_write_data_in_pieces_equals_one_call(host: StandaloneHost) -> None:
+    """Later write_data calls of an accepted data phase skip the phase checks: same bytes kept,
+    and a phase broken in between (wrong lines, a read, a dummy) still voids the program."""
+    data = bytes(range(40, 140))
+
+    def program_in(pieces: list[int], breaker: str | None = None) -> bytes:
+        chip = W25Q64(StandaloneHost())
+        wren(chip)
+        chip.begin()
+        chip.instruction(0x32)  # quad page program
+        chip.address(0x2010)
+        pos = 0
+        for i, n in enumerate(pieces):
+            chip.write_data(data[pos : pos + n], lines=4)
+            pos += n
+            if i == 1 and breaker == "lines":
+                chip.write_data(b"\x00", lines=1)
+            elif i == 1 and breaker == "read":
+                chip.read_data(1, lines=4)
+            elif i == 1 and breaker == "dummy":
+                chip.dummy(2)
+        chip.end()
+        chip.host.run_until_idle()  # type: ignore[attr-defined]
+        return bytes(chip.array[0x2000:0x2100])
+
+    whole = program_in([len(data)])
+    assert whole[0x10 : 0x10 + len(data)] == data
+    assert program_in([4] * 25) == whole
+    assert program_in([1, 3, 4, 92]) == whole
+    for breaker in ("lines", "read", "dummy"):
+        assert program_in([4] * 25, breaker) == b"\xff" * 256, breaker
