@@ -12,7 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from h743sim.engine.machine import Machine
+from unicorn import arm_const as arm
+
+from h743sim.engine.cpu import create_cortex_m7
+from h743sim.engine.machine import DEFAULT_MAX_SLICE, Machine
 from h743sim.engine.thumb_asm import assemble
 
 FLASH = 0x08000000
@@ -133,10 +136,11 @@ class BenchResult:
         return self.mmio_reads / self.wall_s if self.wall_s > 0 else 0.0
 
     def __str__(self) -> str:
+        virtual = f", {self.virtual_ns / 1e6:.2f} ms virtual" if self.virtual_ns else ""
         extra = f", {self.mmio_reads_per_s / 1e6:.2f} M MMIO reads/s" if self.mmio_reads else ""
         return (
             f"{self.name}: {self.mips:.1f} MIPS ({self.instructions:,} instructions in "
-            f"{self.wall_s:.3f} s, {self.virtual_ns / 1e6:.2f} ms virtual{extra})"
+            f"{self.wall_s:.3f} s{virtual}{extra})"
         )
 
 
@@ -233,8 +237,32 @@ def interrupt_round_trips(wakes: int = 20_000, period: int = 64_000) -> WakeResu
     )
 
 
+def unicorn_reference(instructions: int = 30_000_000, slice_len: int = DEFAULT_MAX_SLICE) -> BenchResult:
+    """The compute-bound loop on a bare unicorn Cortex-M7 in the same ``count=`` slices, with no
+    engine around it: the ceiling the engine's compute-bound figure can reach on this machine now
+    (unicorn's ``count=`` adds a per-instruction hook; EMULATION.md §2). Run next to
+    :func:`compute_bound` so both see the same machine load."""
+    image = assemble(_VECTORS + ".org 0x400\n" + COMPUTE_LOOP + "\n.ltorg\n", FLASH)
+    uc = create_cortex_m7()
+    uc.mem_map(FLASH, 0x10000)
+    uc.mem_map(DTCM, 0x20000)
+    uc.mem_write(FLASH, image)
+    pc = int.from_bytes(image[4:8], "little") & ~1
+    uc.emu_start(pc | 1, 0xFFFFFFFF, 0, min(100_000, instructions))  # warm the translation cache
+    done = 0
+    t0 = time.perf_counter()
+    while done < instructions:
+        n = min(slice_len, instructions - done)
+        pc = uc.reg_read(arm.UC_ARM_REG_PC)
+        uc.emu_start(pc | 1, 0xFFFFFFFF, 0, n)
+        done += n
+    wall = time.perf_counter() - t0
+    return BenchResult("compute-bound, bare unicorn (reference, no engine)", done, wall, 0, 0)
+
+
 BENCHMARKS: dict[str, Callable[[], BenchResult | WakeResult]] = {
     "compute": compute_bound,
+    "unicorn_reference": unicorn_reference,
     "memory": memory_bound,
     "mmio_poll": mmio_polling,
     "mmio_mixed": mmio_mixed,

@@ -22,3 +22,9 @@ def test_interrupt_round_trip_benchmark_counts_every_wake(toolchain):
     assert wake.wakes == 200
     assert wake.virtual_ns == 200 * 6_400 * 1_000_000_000 // 64_000_000
     assert "round trips/s" in str(wake) and wake.us_per_wake > 0
+
+
+def test_unicorn_reference_runs_the_same_loop_without_the_engine(toolchain):
+    ref = bench.unicorn_reference(300_000, slice_len=100_000)
+    assert ref.instructions == 300_000 and ref.wall_s > 0 and ref.mips > 0
+    assert "bare unicorn" in str(ref) and "virtual" not in str(ref)
