@@ -51,6 +51,7 @@ from h743sim.engine.native import (
     HOOK_INSN_INVALID_CFUNC,
     HOOK_INTR_CFUNC,
     NativeHooks,
+    RegisterBatch,
     RegisterFile,
 )
 from h743sim.engine.nvic import SYSTICK, Nvic
@@ -182,6 +183,10 @@ class Machine:
         self.max_slice = max_slice
         self.uc = create_cortex_m7()
         self._regs = RegisterFile(self.uc)  # PC/IPSR reads on the hot paths, bypassing the binding
+        # every stop carries these (one call: a run per USB packet makes stops frequent)
+        self._stop_regs = RegisterBatch(
+            self.uc, (arm.UC_ARM_REG_PC, arm.UC_ARM_REG_LR, arm.UC_ARM_REG_SP, arm.UC_ARM_REG_XPSR)
+        )
         self.counter = InstructionCounter(self.uc)
         self._fault_address = FaultAddress(self.uc)
         self.registers = CoreRegisters(self.uc)
@@ -856,13 +861,13 @@ class Machine:
 
     def cpu_state(self) -> dict[str, int]:
         """PC, LR, SP, xPSR and the fault status registers, for error messages."""
-        r = self.registers
+        pc, lr, sp, xpsr = self._stop_regs.read()
         s = self.scb.regs
         return {
-            "pc": r.read("pc"),
-            "lr": r.read("lr"),
-            "sp": r.read("sp"),
-            "xpsr": r.read("xpsr"),
+            "pc": pc,
+            "lr": lr,
+            "sp": sp,
+            "xpsr": xpsr,
             "cfsr": s["CFSR"].value,
             "hfsr": s["HFSR"].value,
             "bfar": s["BFAR"].value,
