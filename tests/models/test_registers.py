@@ -105,6 +105,32 @@ def _random_register(rng: random.Random, calls: list[tuple[object, ...]], guards
     return reg
 
 
+def _compare_random_accesses(
+    rng: random.Random,
+    reg: Register,
+    ref: Register,
+    calls_a: list[tuple[object, ...]],
+    calls_b: list[tuple[object, ...]],
+    *,
+    read_share: float,
+    guards: list[bool] | None = None,
+) -> None:
+    """200 random reads and byte-lane writes: ``reg`` through its plans, ``ref`` through the
+    reference rules; values and callback calls must stay identical."""
+    for _ in range(200):
+        if guards is not None:
+            guards[:] = [rng.random() < 0.5 for _ in guards]
+        if rng.random() < read_share:
+            assert reg.bus_read() == _reference_read(ref)
+        else:
+            value = rng.getrandbits(reg.width)
+            lanes = rng.choice((reg.full_mask, 0xFF, 0xFF00, 0xFFFF_0000, 0x00FF_0000)) & reg.full_mask
+            reg.bus_write(value & lanes, lanes)
+            _reference_write(ref, value & lanes, lanes, calls_b)
+        assert reg.value == ref.value
+        assert calls_a == calls_b
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_plans_follow_the_field_rules(seed: int) -> None:
     rng = random.Random(seed)
@@ -114,17 +140,7 @@ def test_plans_follow_the_field_rules(seed: int) -> None:
     # two identical registers (same seed): one through the plans, one through the reference
     reg = _random_register(random.Random(seed), calls_a, guards)
     ref = _random_register(random.Random(seed), calls_b, guards)
-    for _ in range(200):
-        guards[:] = [rng.random() < 0.5 for _ in guards]
-        if rng.random() < 0.3:
-            assert reg.bus_read() == _reference_read(ref)
-        else:
-            value = rng.getrandbits(reg.width)
-            lanes = rng.choice((reg.full_mask, 0xFF, 0xFF00, 0xFFFF_0000, 0x00FF_0000)) & reg.full_mask
-            reg.bus_write(value & lanes, lanes)
-            _reference_write(ref, value & lanes, lanes, calls_b)
-        assert reg.value == ref.value
-        assert calls_a == calls_b
+    _compare_random_accesses(rng, reg, ref, calls_a, calls_b, read_share=0.3, guards=guards)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -153,16 +169,7 @@ def test_plain_registers_follow_the_field_rules(seed: int) -> None:
 
     reg = plain(calls_a, random.Random(seed))
     ref = plain(calls_b, random.Random(seed))
-    for _ in range(200):
-        if rng.random() < 0.2:
-            assert reg.bus_read() == _reference_read(ref)
-        else:
-            value = rng.getrandbits(reg.width)
-            lanes = rng.choice((reg.full_mask, 0xFF, 0xFF00, 0xFFFF_0000, 0x00FF_0000)) & reg.full_mask
-            reg.bus_write(value & lanes, lanes)
-            _reference_write(ref, value & lanes, lanes, calls_b)
-        assert reg.value == ref.value
-        assert calls_a == calls_b
+    _compare_random_accesses(rng, reg, ref, calls_a, calls_b, read_share=0.2)
 
 
 def test_a_field_added_after_an_access_is_honoured() -> None:
