@@ -1,8 +1,9 @@
 """SysTick: the Cortex-M 24-bit down-counter (0xE000E010, ARMv7-M B3.3).
 
 The counter is not stepped: its value is derived from the core cycle count, so CVR reads are
-exact at any instruction. Each 1 -> 0 transition is a scheduled event that sets COUNTFLAG and,
-with TICKINT, pends exception 15. Counting from 0 reloads RVR on the next tick (period RVR+1);
+exact at any instruction. With TICKINT each 1 -> 0 transition is a scheduled event that pends
+exception 15; COUNTFLAG is derived from the count too (a transition since it was last cleared), so
+a counter without TICKINT schedules nothing and cannot keep a sleeping core's run alive. Counting from 0 reloads RVR on the next tick (period RVR+1);
 RVR = 0 stops the counter at 0. Writing CVR clears it and COUNTFLAG. CLKSOURCE=1 counts core
 cycles; CLKSOURCE=0 the external reference, which the STM32H7 RCC derives as core clock / 8 [U].
 """
@@ -58,6 +59,7 @@ class SysTick(Peripheral):
         self._anchor_value = 0
         self._held = 0
         self._countflag = False
+        self._flag_from_tick = 0  # transitions after this tick set COUNTFLAG
 
     # -- time base -----------------------------------------------------------------------------
     def _ticks(self, cycles: int) -> int:
@@ -99,6 +101,19 @@ class SysTick(Peripheral):
             return self._held
         return self._value_at(self._ticks(self._clock.now_cycles()))
 
+    def _now_tick(self) -> int:
+        return self._ticks(self._clock.now_cycles())
+
+    def _fold_countflag(self) -> None:
+        """Latch COUNTFLAG for the transitions since it was last looked at; call before the
+        count's anchor changes (the next-wrap arithmetic follows the current anchor)."""
+        now = self._now_tick()
+        if self._running and not self._countflag:
+            wrap = self._next_wrap(self._flag_from_tick)
+            if wrap is not None and wrap <= now:
+                self._countflag = True
+        self._flag_from_tick = now
+
     def _anchor(self, value: int) -> None:
         self._anchor_tick = self._ticks(self._clock.now_cycles())
         self._anchor_value = value & _MAX
@@ -108,8 +123,8 @@ class SysTick(Peripheral):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._running:
-            return
+        if not (self._running and self.regs["CSR"]["TICKINT"]):
+            return  # nothing to deliver: COUNTFLAG is computed when read
         tick = self._next_wrap(self._ticks(self._clock.now_cycles()))
         if tick is not None:
             self._timer = self._clock.schedule_at_cycle(self._cycle_of_tick(tick), self._wrapped, "systick")
@@ -127,14 +142,17 @@ class SysTick(Peripheral):
 
     # -- register callbacks ----------------------------------------------------------------
     def _read_countflag(self) -> int:
+        self._fold_countflag()
         flag = int(self._countflag)
         self._countflag = False  # COUNTFLAG clears when CSR is read
         return flag
 
     def _csr_written(self, old: int, new: int) -> None:
+        self._fold_countflag()
         value = self.current()
         self._running = bool(new & 1)
         self._ext = not (new & 4)
+        self._flag_from_tick = self._now_tick()  # in the (possibly new) clock source's ticks
         if self._running:
             self._anchor(value)
         else:
@@ -145,10 +163,12 @@ class SysTick(Peripheral):
         # a new RELOAD takes effect at the next reload: the count in progress (reloads done
         # so far included) still follows the old value
         if self._running:
+            self._fold_countflag()
             self._anchor(self._value_at(self._ticks(self._clock.now_cycles()), old & _MAX))
 
     def _cvr_written(self, _old: int, _new: int) -> None:
         self._countflag = False
+        self._flag_from_tick = self._now_tick()
         self.regs["CVR"].value = 0
         self._held = 0
         if self._running:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from h743sim.engine import StopKind
+
 RESULTS = 0x20000000
 PROBE = 0x40000000
 
@@ -246,3 +248,37 @@ def test_rvr_written_while_counting_applies_at_the_next_reload(build):
     assert before <= 999 and after <= 999  # still the old period's count
     assert 0 < before - after <= 4  # a few instructions apart, counting down
     assert 999 < later <= 4999  # the reload after the write used the new value
+
+
+NO_TICKINT_PROGRAM = """
+reset:
+  ldr r0, =0xE000E010
+  ldr r1, =999
+  str r1, [r0, #4]
+  movs r1, #0
+  str r1, [r0, #8]
+  movs r1, #5
+  str r1, [r0]               @ ENABLE | CLKSOURCE(core), no TICKINT
+  movs r5, #0
+1: adds r5, #1
+  ldr r1, [r0]               @ poll COUNTFLAG
+  tst r1, #0x10000
+  beq 1b
+  ldr r4, =0x20000000
+  str r5, [r4]
+  ldr r1, [r0]               @ read again: cleared by the previous read
+  str r1, [r4, #4]
+  wfi                        @ nothing can wake the core
+  b .
+"""
+
+
+def test_countflag_without_tickint_schedules_nothing(build):
+    """COUNTFLAG is seen by polling although no SysTick event is scheduled; the WFI after it has
+    nothing to wake it, so even a run bounded only by instructions ends as SLEEPING."""
+    m = build(NO_TICKINT_PROGRAM)
+    stop = m.run(max_instructions=1_000_000)
+    assert stop.kind is StopKind.SLEEPING, stop.message
+    loops = m.read_u32(RESULTS)
+    assert 200 <= loops <= 260  # ~4 cycles per loop until the first 1 -> 0 after ~1000 cycles
+    assert not m.read_u32(RESULTS + 4) & 0x10000
