@@ -4,9 +4,8 @@ The CPU runs in deterministic ``count=`` slices. A slice ends exactly when the n
 event is due (or earlier, when a callback asks for it: an IRQ was raised, a window was written,
 a reset was requested); between slices the engine runs due events, takes pending exceptions and
 applies faults. Virtual time is core cycles (one per instruction, plus sleep and provably idle
-polling) at the clock ``cpu_hz()`` returns, re-read at a slice boundary whenever model code may
-have run since the last reading (an MMIO or window access, a model event, a read watch, a reset,
-``until()``, or host code between runs): ``cpu_hz()`` must depend on model state only.
+polling) at the clock ``cpu_hz()`` returns, re-read at every slice boundary (keep it cheap: the
+board's comes from the RCC model, which caches it until a clock register changes).
 
 Idle time is skipped, never executed: WFI/WFE sleep, a branch-to-self (``b .``) found at a slice
 end, and firmware proven to be just polling one register (:mod:`h743sim.engine.polling`) all jump
@@ -77,7 +76,6 @@ MAX_RESETS_PER_BOUNDARY = 100
 NUM_IRQS = 150
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x00100000
-_PPB_END = PPB_BASE + PPB_SIZE
 
 # QEMU exception numbers unicorn passes to UC_HOOK_INTR
 EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT, EXCP_EXCEPTION_EXIT = 2, 3, 4, 7, 8
@@ -104,20 +102,11 @@ def _execute_never(address: int) -> bool:
 class _CycleTimer:
     """A timer due at a core-cycle count (re-timed when the core clock changes)."""
 
-    def __init__(
-        self,
-        machine: Machine,
-        cycle: int,
-        callback: Callable[[], None],
-        name: str,
-        *,
-        model_code: bool = True,
-    ) -> None:
+    def __init__(self, machine: Machine, cycle: int, callback: Callable[[], None], name: str) -> None:
         self._machine = machine
         self.cycle = cycle
         self._callback = callback
         self._name = name
-        self._model_code = model_code  # False only for the engine's own SysTick
         self._event: Timer | None = None
         self._done = False
         self.arm()
@@ -127,14 +116,12 @@ class _CycleTimer:
             self._event.cancel()
         m = self._machine
         delay = m.clock.ns_at(self.cycle) - m.now_ns()
-        self._event = m._schedule(max(0, delay), self._fire, self._name)
+        self._event = m.schedule(max(0, delay), self._fire, self._name)
         m._cycle_timers[self] = None
 
     def _fire(self) -> None:
         self._done = True
         self._machine._cycle_timers.pop(self, None)
-        if self._model_code:
-            self._machine._clock_stale = True
         self._callback()
 
     def cancel(self) -> None:
@@ -148,18 +135,6 @@ class _CycleTimer:
         return not self._done
 
 
-class _SysTickClock:
-    """SysTick's view of the core-cycle clock: its wrap events run engine code only (COUNTFLAG,
-    pending exception 15), so unlike model events they cannot change what ``cpu_hz()`` returns."""
-
-    def __init__(self, machine: Machine) -> None:
-        self._machine = machine
-        self.now_cycles = machine.now_cycles  # no extra call layer: SysTick reads it often
-
-    def schedule_at_cycle(self, cycle: int, callback: Callable[[], None], name: str = "") -> Timer:
-        return _CycleTimer(self._machine, cycle, callback, name, model_code=False)
-
-
 class Machine:
     """A Cortex-M7 with NVIC/SCB/SysTick, RAM, MMIO models and windows, in virtual time."""
 
@@ -169,17 +144,10 @@ class Machine:
         *,
         num_irqs: int = NUM_IRQS,
         max_slice: int = DEFAULT_MAX_SLICE,
-        clock_generation: Callable[[], int] | None = None,
     ) -> None:
-        """``cpu_hz()`` gives the core clock from model state. ``clock_generation()``, when given,
-        is a cheap counter the clock's owner changes whenever ``cpu_hz()`` may return another
-        value; ``cpu_hz()`` is then only called when it changed (after a reset, at the start of a
-        run, or when it changed since the last reading)."""
         if max_slice < 1:
             raise ValueError(f"max_slice must be at least 1, got {max_slice}")
         self._cpu_hz = cpu_hz or (lambda: DEFAULT_CPU_HZ)
-        self._clock_generation = clock_generation
-        self._seen_generation: int | None = None
         self.max_slice = max_slice
         self.uc = create_cortex_m7()
         self._regs = RegisterFile(self.uc)  # PC/IPSR reads on the hot paths, bypassing the binding
@@ -199,7 +167,7 @@ class Machine:
         self.nvic = Nvic(self.host_for("nvic"), num_irqs)
         self.nvic.on_change = self._exception_state_changed
         self.scb = Scb(self.host_for("scb"), self.nvic, self)
-        self.systick = SysTick(self.host_for("systick"), _SysTickClock(self), lambda: self.nvic.pend(SYSTICK))
+        self.systick = SysTick(self.host_for("systick"), self, lambda: self.nvic.pend(SYSTICK))
         self.mpu = Mpu(self.host_for("mpu"))
         self.core_debug = CoreDebug(self.host_for("coredebug"))
         self.dwt = Dwt(self.host_for("dwt"), self.now_cycles, self.core_debug)
@@ -243,9 +211,6 @@ class Machine:
         self._slice_instructions_before = 0
         self._deadline_ns: int | None = None
         self._skip_target = False  # is there an event or deadline idle polling could jump to?
-        # cpu_hz() is re-read only after model code may have run (MMIO access, model event,
-        # reset, until(), host code between runs); otherwise its value cannot have changed
-        self._clock_stale = True
         self._clear_run_state()
 
     def _clear_run_state(self) -> None:
@@ -302,14 +267,6 @@ class Machine:
 
     def schedule(self, delay_ns: int, callback: Callable[[], None], name: str = "") -> Timer:
         """Run ``callback`` ``delay_ns`` of virtual time from now (at a slice boundary)."""
-
-        def model_event() -> None:
-            self._clock_stale = True  # model code runs: the core clock may change
-            callback()
-
-        return self._schedule(delay_ns, model_event, name)
-
-    def _schedule(self, delay_ns: int, callback: Callable[[], None], name: str) -> Timer:
         self.events.now = max(self.events.now, self.now_ns())
         event = self.events.schedule(delay_ns, callback, name)
         self._skip_target = True
@@ -361,24 +318,16 @@ class Machine:
 
     # -- BusListener (memory map callbacks) ----------------------------------------------------
     def mmio_read(self, address: int, value: int) -> None:
-        if not PPB_BASE <= address < _PPB_END:  # the PPB holds only the engine's own devices
-            self._clock_stale = True
         # idle polling can only be skipped towards something: an event or the run's deadline
         if self._skip_target and self._poll.read(address, value):
             self._fast_forward()
 
     def mmio_write(self, address: int) -> None:
-        if not PPB_BASE <= address < _PPB_END:
-            self._clock_stale = True
         self._poll.other_access()
 
     def window_written(self) -> None:
-        self._clock_stale = True
         self._poll.other_access()
         self._request_boundary()
-
-    def model_called(self) -> None:
-        self._clock_stale = True
 
     def read_refused(self, address: int, reason: str) -> None:
         self._pending_fault = (FaultKind.BUS_DATA, address, reason)
@@ -512,8 +461,6 @@ class Machine:
         self._reset_models_and_core()
 
     def _reset_models_and_core(self) -> None:
-        self._clock_stale = True
-        self._seen_generation = None
         self.memory.restore_windows()
         self.scb.vtor_reset = self.boot_address
         self.memory.reset_models()
@@ -557,8 +504,6 @@ class Machine:
         self._counting = limit is not None
         pc = self._regs.read(arm.UC_ARM_REG_PC)
         self._breakpoint_skip = pc if pc in self._breakpoints else None
-        self._clock_stale = True  # host code may have changed models between runs
-        self._seen_generation = None
         try:
             while True:
                 stop = self._boundary(until)
@@ -593,9 +538,9 @@ class Machine:
                     self._system_reset(self._reset_request)
                 except EngineError as exc:
                     return self._stop(StopKind.ERROR, str(exc), exc)
-            if self._clock_stale:
-                self._clock_stale = False
-                self._update_clock()
+            if self.clock.set_hz(self._cpu_hz(), self._cycles):
+                for timer in list(self._cycle_timers):
+                    timer.arm()
             self.events.now = max(self.events.now, self.now_ns())
             self.events.run_due()
             if self._reset_request is None:  # else an event asked for another reset
@@ -605,27 +550,14 @@ class Machine:
         stop = self._pending_stop()
         if stop is not None:
             return stop
-        if until is not None:
-            self._clock_stale = True  # until() is host code: it may touch models
-            if until():
-                return self._stop(StopKind.CONDITION, "until() condition met")
+        if until is not None and until():
+            return self._stop(StopKind.CONDITION, "until() condition met")
         try:
             self._deliver_faults_and_exceptions()
         except Lockup as lockup:
             self._lockup = lockup
             return self._pending_stop()
         return None
-
-    def _update_clock(self) -> None:
-        generation = self._clock_generation
-        if generation is not None:
-            seen = generation()
-            if seen == self._seen_generation:
-                return
-            self._seen_generation = seen
-        if self.clock.set_hz(self._cpu_hz(), self._cycles):
-            for timer in list(self._cycle_timers):
-                timer.arm()
 
     def _pending_stop(self) -> StopReason | None:
         if self._error is not None:

@@ -65,8 +65,6 @@ class BusListener(Protocol):
 
     def window_written(self) -> None: ...
 
-    def model_called(self) -> None: ...
-
     def read_refused(self, address: int, reason: str) -> None: ...
 
     def callback_error(self, exc: BaseException, where: str) -> None: ...
@@ -357,7 +355,6 @@ class MemoryMap:
             try:
                 if self._restore:
                     self.restore_windows()
-                listener.model_called()
                 reason = handler(address - base, asize)
                 if reason:
                     listener.read_refused(address, str(reason))

@@ -2,9 +2,9 @@
 
 The counter is not stepped: its value is derived from the core cycle count, so CVR reads are
 exact at any instruction. With TICKINT each 1 -> 0 transition is a scheduled event that pends
-exception 15; COUNTFLAG is derived from the count too (a transition since it was last cleared), so
-a counter without TICKINT schedules nothing and cannot keep a sleeping core's run alive. Counting from 0 reloads RVR on the next tick (period RVR+1);
-RVR = 0 stops the counter at 0. Writing CVR clears it and COUNTFLAG. CLKSOURCE=1 counts core
+exception 15; COUNTFLAG is derived from the count too (a transition since it was last cleared),
+so a counter without TICKINT schedules nothing and cannot keep a sleeping core's run alive.
+Counting from 0 reloads RVR on the next tick (period RVR+1); RVR = 0 stops the counter at 0. Writing CVR clears it and COUNTFLAG. CLKSOURCE=1 counts core
 cycles; CLKSOURCE=0 the external reference, which the STM32H7 RCC derives as core clock / 8 [U].
 """
 
@@ -99,7 +99,7 @@ class SysTick(Peripheral):
     def current(self) -> int:
         if not self._running:
             return self._held
-        return self._value_at(self._ticks(self._clock.now_cycles()))
+        return self._value_at(self._now_tick())
 
     def _now_tick(self) -> int:
         return self._ticks(self._clock.now_cycles())
@@ -115,7 +115,7 @@ class SysTick(Peripheral):
         self._flag_from_tick = now
 
     def _anchor(self, value: int) -> None:
-        self._anchor_tick = self._ticks(self._clock.now_cycles())
+        self._anchor_tick = self._now_tick()
         self._anchor_value = value & _MAX
         self._schedule()
 
@@ -125,15 +125,14 @@ class SysTick(Peripheral):
             self._timer = None
         if not (self._running and self.regs["CSR"]["TICKINT"]):
             return  # nothing to deliver: COUNTFLAG is computed when read
-        tick = self._next_wrap(self._ticks(self._clock.now_cycles()))
+        tick = self._next_wrap(self._now_tick())
         if tick is not None:
             self._timer = self._clock.schedule_at_cycle(self._cycle_of_tick(tick), self._wrapped, "systick")
 
     def _wrapped(self) -> None:
+        # scheduled only with TICKINT (every CSR write reschedules); COUNTFLAG is derived
         self._timer = None
-        self._countflag = True
-        if self.regs["CSR"]["TICKINT"]:
-            self._pend()
+        self._pend()
         self._schedule()
 
     def clock_changed(self) -> None:
@@ -164,7 +163,7 @@ class SysTick(Peripheral):
         # so far included) still follows the old value
         if self._running:
             self._fold_countflag()
-            self._anchor(self._value_at(self._ticks(self._clock.now_cycles()), old & _MAX))
+            self._anchor(self._value_at(self._now_tick(), old & _MAX))
 
     def _cvr_written(self, _old: int, _new: int) -> None:
         self._countflag = False

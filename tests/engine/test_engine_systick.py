@@ -177,37 +177,6 @@ def test_core_clock_change_by_a_model_event_mid_run(build):
     _assert_periods_at_64_then_128_mhz(m)
 
 
-def test_clock_generation_limits_cpu_hz_calls(build):
-    calls = [0]
-    generation = [0]
-    hz = [64_000_000]
-
-    def cpu_hz() -> int:
-        calls[0] += 1
-        return hz[0]
-
-    probes: list[Probe] = []
-    m = build(
-        SYSTICK_IRQ_PROGRAM,
-        handlers={"systick": "systick"},
-        cpu_hz=cpu_hz,
-        setup=with_probe(probes),
-        clock_generation=lambda: generation[0],
-    )
-    m.run(max_ns=20_000)
-    before = calls[0]
-
-    def switch() -> None:
-        hz[0] = 128_000_000
-        generation[0] += 1
-
-    m.schedule(20_000, switch, "pll switch")
-    m.schedule(10_000, lambda: None, "unrelated model event")
-    m.run(max_ns=60_000)
-    assert calls[0] - before == 2  # the start of the run, then once after the generation changed
-    assert m.clock.hz == 128_000_000
-
-
 RVR_WHILE_COUNTING_PROGRAM = """
 reset:
   ldr r0, =0xE000E010
