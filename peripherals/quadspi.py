@@ -478,13 +478,7 @@ class QuadSpi(Peripheral):
             self._log_once("dr-w-mode", "DR write outside indirect-write mode ignored")
             return
         data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        if self._phase == "write":
-            device = self._device
-            if device is not None and not self._fifo and size < self._remaining:
-                # what _drain_tx would do with these bytes alone in the FIFO, without the FIFO
-                device.write_data(data, _LINES[self._dmode()])
-                self._remaining -= size
-                return
+        if self._phase == "write":  # (write() sends the common case straight to the chip)
             self._fifo += data
             self._drain_tx()
             return
