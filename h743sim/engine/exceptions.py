@@ -269,10 +269,7 @@ class ExceptionUnit:
         if fpca:
             fp = self._fp.read()
             words += fp[:16] + [fp[16], 0]
-        try:
-            data = (_EXTENDED_WORDS if fpca else _BASIC_WORDS).pack(*words)
-        except struct.error:  # not expected: every word is a 32-bit register value
-            data = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
+        data = (_EXTENDED_WORDS if fpca else _BASIC_WORDS).pack(*words)  # 32-bit register values
         exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (8 if thread else 0) | (4 if use_psp else 0)
         msp, psp = (msp, frame) if use_psp else (frame, psp)
         if self._memory.ram_covers(frame, len(data)):
