@@ -22,7 +22,8 @@
 #define OTG_RX_POPS_PER_IRQ 16u
 /* Handler passes (one GINTSTS snapshot each) before returning with work left: the NVIC re-enters. */
 #define OTG_IRQ_PASSES 4u
-/* Core interrupts this driver serves (GINTMSK). */
+/* Core interrupts this driver serves: GINTMSK, set once by device_init before GAHBCFG.GINT, so the
+ * handler uses the constant instead of reading the register back. */
 #define OTG_GINT_SERVED                                                                                          \
     (OTG_GINT_RXFLVL | OTG_GINT_USBSUSP | OTG_GINT_USBRST | OTG_GINT_ENUMDNE | OTG_GINT_IEPINT | OTG_GINT_OEPINT | \
      OTG_GINT_WKUINT)
@@ -60,7 +61,6 @@ static struct {
     usb_ctrl_done_fn done;
     usb_ctrl_out_fn on_out;
     volatile uint32_t enum_count;
-    uint32_t gintmsk; /* copy of GINTMSK: this driver is its only writer, the handler needs it per pass */
 } ep0;
 
 /* ---- small register helpers -------------------------------------------------------------------- */
@@ -442,7 +442,7 @@ void OTG_FS_IRQHandler(void)
         if ((sts & OTG_GINT_CMOD) != 0u) {
             return; /* host mode: not ours */
         }
-        uint32_t pending = sts & ep0.gintmsk;
+        uint32_t pending = sts & OTG_GINT_SERVED;
         if (pending == 0u) {
             return;
         }
@@ -457,7 +457,7 @@ void OTG_FS_IRQHandler(void)
          * (e.g. the status ZLP of the previous request) always predates a SETUP popped in this
          * pass, so it must not be mistaken for a packet of the new transfer. */
         if ((pending & OTG_GINT_RXFLVL) != 0u) {
-            uint32_t after = on_rx_fifo() & ep0.gintmsk;
+            uint32_t after = on_rx_fifo() & OTG_GINT_SERVED;
             pending = (pending & ~(OTG_GINT_IEPINT | OTG_GINT_OEPINT)) | (after & (OTG_GINT_IEPINT | OTG_GINT_OEPINT));
         }
         if ((pending & OTG_GINT_IEPINT) != 0u) {
@@ -521,8 +521,7 @@ static void device_init(void)
 
     OTG_GINTMSK = 0;
     OTG_GINTSTS = OTG_GINTSTS_CLEAR_ALL;
-    ep0.gintmsk = OTG_GINT_SERVED;
-    OTG_GINTMSK = ep0.gintmsk;
+    OTG_GINTMSK = OTG_GINT_SERVED;
 
     /* FIFO RAM: RX FIFO at word 0, TX FIFO 0 right after it. */
     OTG_GRXFSIZ = OTG_RX_FIFO_WORDS;

@@ -93,22 +93,26 @@ void USART1_IRQHandler(void)
     }
 }
 
+/* One feeding pass by hand, with interrupts masked as txq_feed requires. */
+static void txq_feed_masked(void)
+{
+    uint32_t primask = cm7_irq_save();
+    txq_feed();
+    cm7_irq_restore(primask);
+}
+
 /* Feed the FIFO by polling until the queue is empty (callable with interrupts masked). */
 static void txq_drain(void)
 {
     while (s_txq_tail != s_txq_head) {
-        uint32_t primask = cm7_irq_save();
-        txq_feed();
-        cm7_irq_restore(primask);
+        txq_feed_masked();
     }
 }
 
 static void txq_put(char c)
 {
     while (s_txq_head - s_txq_tail >= UART_TX_QUEUE_BYTES) {
-        uint32_t primask = cm7_irq_save(); /* full: make room by hand, nothing is dropped */
-        txq_feed();
-        cm7_irq_restore(primask);
+        txq_feed_masked(); /* full: make room by hand, nothing is dropped */
     }
     s_txq[s_txq_head % UART_TX_QUEUE_BYTES] = c;
     s_txq_head = s_txq_head + 1u;
