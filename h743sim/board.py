@@ -90,10 +90,12 @@ class Board:
         self.uart = UartLog(echo)
         try:  # a bad board description is the user's input: one clear line, not a traceback
             self.platform = parse_platform(platform or DEFAULT_PLATFORM)
-            self.machine = Machine(cpu_hz=self._cpu_hz)
+            self.machine = Machine()  # HSI clock until the RCC model exists
             self.models: dict[str, Any] = build_models(
                 self.platform, self.machine.host_for, timing=timing, seed=seed, power_cut=self.power_cut
             )
+            if "rcc" in self.models:
+                self.machine.set_cpu_hz_source(self.models["rcc"].cpu_hz)
             self._map()
         except PlatformError as exc:
             raise UserError(str(exc)) from None
@@ -111,10 +113,6 @@ class Board:
         self.powered = False
 
     # -- assembly ---------------------------------------------------------------------------
-    def _cpu_hz(self) -> int:
-        rcc = self.models.get("rcc") if hasattr(self, "models") else None
-        return int(rcc.cpu_hz()) if rcc is not None else 64_000_000
-
     def _map(self) -> None:
         covered: list[tuple[int, int]] = []
         for entry in self.platform.entries.values():

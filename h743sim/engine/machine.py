@@ -167,6 +167,8 @@ class Machine:
         self.nvic = Nvic(self.host_for("nvic"), num_irqs)
         self.nvic.on_change = self._exception_state_changed
         self.scb = Scb(self.host_for("scb"), self.nvic, self)
+        # read on every stop (StopReason.cpu_state): the register objects, looked up once
+        self._fault_regs = tuple(self.scb.regs[name] for name in ("CFSR", "HFSR", "BFAR", "MMFAR"))
         self.systick = SysTick(self.host_for("systick"), self, lambda: self.nvic.pend(SYSTICK))
         self.mpu = Mpu(self.host_for("mpu"))
         self.core_debug = CoreDebug(self.host_for("coredebug"))
@@ -286,6 +288,11 @@ class Machine:
         if self._running:
             self._boundary_requested = True
             self.counter.stop_after_current()
+
+    def set_cpu_hz_source(self, cpu_hz: Callable[[], int]) -> None:
+        """Where the core clock comes from from now on (e.g. the RCC model's ``cpu_hz``); it is
+        read at every slice boundary, so it must be cheap."""
+        self._cpu_hz = cpu_hz
 
     # -- signals from models and host code -----------------------------------------------------
     def set_irq(self, irq: int, level: bool) -> None:
@@ -794,16 +801,16 @@ class Machine:
     def cpu_state(self) -> dict[str, int]:
         """PC, LR, SP, xPSR and the fault status registers, for error messages."""
         pc, lr, sp, xpsr = self._stop_regs.read()
-        s = self.scb.regs
+        cfsr, hfsr, bfar, mmfar = self._fault_regs
         return {
             "pc": pc,
             "lr": lr,
             "sp": sp,
             "xpsr": xpsr,
-            "cfsr": s["CFSR"].value,
-            "hfsr": s["HFSR"].value,
-            "bfar": s["BFAR"].value,
-            "mmfar": s["MMFAR"].value,
+            "cfsr": cfsr.value,
+            "hfsr": hfsr.value,
+            "bfar": bfar.value,
+            "mmfar": mmfar.value,
         }
 
     @property

@@ -46,11 +46,15 @@ class PollDetector:
     def read(self, address: int, value: int) -> bool:
         """An MMIO read completed; True when the firmware is provably idle-polling it."""
         if address != self._address or value != self._value:
+            # _restart() inlined: this is the common case, once per MMIO read
             if address != self._address:
                 self._backoff = self._skip = 0  # another register, another loop
-            self._restart()
             self._address = address
             self._value = value
+            if self._streak:
+                self._streak = 0
+                self._regs = None
+                self._confirmed = 0
             return False
         self._streak += 1
         if self._streak < STREAK_BEFORE_SNAPSHOT:

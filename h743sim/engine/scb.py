@@ -155,12 +155,13 @@ class Scb(Peripheral):
         ):
             icsr.field(bit, 1, name)
         self._live[0xD04] = self._icsr_value
-        r.define(0xD08, "VTOR").field(7, 25, "TBLOFF")
+        self._vtor = r.define(0xD08, "VTOR").field(7, 25, "TBLOFF")
         aircr = r.define(0xD0C, "AIRCR", on_read=lambda _v: self._aircr_value(), on_write=self._aircr_written)
         aircr.default_access = Access.RW
         self._live[0xD0C] = self._aircr_value
-        scr = r.define(0xD10, "SCR")
+        scr = self._scr = r.define(0xD10, "SCR")
         scr.field(1, 1, "SLEEPONEXIT").field(2, 1, "SLEEPDEEP").field(4, 1, "SEVONPEND")
+        self._sleeponexit = scr.fields["SLEEPONEXIT"].mask
         ccr = r.define(0xD14, "CCR", reset=CCR_RESET)
         for bit, name in ((0, "NONBASETHRDENA"), (1, "USERSETMPEND"), (3, "UNALIGN_TRP"), (4, "DIV_0_TRP"),
                           (8, "BFHFNMIGN"), (9, "STKALIGN"), (16, "DC"), (17, "IC")):  # fmt: skip
@@ -312,13 +313,14 @@ class Scb(Peripheral):
         return CCSIDR_ICACHE if self.regs["CSSELR"]["InD"] else CCSIDR_DCACHE
 
     # -- used by the exception unit and the machine ----------------------------------------
+    # (registers held directly: these run on every exception entry and return)
     @property
     def vtor(self) -> int:
-        return self.regs["VTOR"].value & 0xFFFFFF80
+        return self._vtor.value & 0xFFFFFF80
 
     @property
     def sleep_on_exit(self) -> bool:
-        return bool(self.regs["SCR"]["SLEEPONEXIT"])
+        return bool(self._scr.value & self._sleeponexit)
 
     @property
     def nonbase_thread_enabled(self) -> bool:
