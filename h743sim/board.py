@@ -106,7 +106,8 @@ class Board:
         self.usart = self.models["usart1"]
         self.led = self.models["led"]
         self.k2 = self.models["k2"]
-        self.usart.on_tx(lambda b: self.uart.feed(b, self.machine.now_ns()))
+        self.usart.on_tx(self.uart.feed)  # (byte, the time its stop bit ended)
+        self.uart.sync = self.usart.catch_up  # bytes of a line not yet ended are delivered lazily
         self.machine.reset_hooks.append(self._after_reset)
         self.state: StateDir | None = open_state(state_dir, self.flash, self.qspi_flash)
         self.usb = ControlTransferRunner(self.otg, self.run_for_ns, self.machine.now_ns)

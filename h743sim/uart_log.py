@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 
 class UartLog:
-    """Collects transmitted bytes; complete lines are kept with the virtual time they ended."""
+    """Collects transmitted bytes; complete lines are kept with the virtual time they ended.
+
+    ``sync``, when set, is called before the bytes of an unfinished line are read (``partial``,
+    ``raw``, ``tail``): a USART that delivers them lazily hands over those already sent by now.
+    Complete lines need no sync (the USART delivers a line when its newline ends)."""
 
     def __init__(self, echo=None) -> None:  # noqa: ANN001 - a callable(str) or None
         self.lines: list[tuple[int, str]] = []  # (virtual ns, text without line ending)
         self._partial = bytearray()
         self.cursor = 0  # index of the first line not yet consumed by a wait
         self.echo = echo
-        self.raw = bytearray()
+        self._raw = bytearray()
+        self.sync: Callable[[], None] | None = None
+
+    @property
+    def raw(self) -> bytearray:
+        if self.sync is not None:
+            self.sync()
+        return self._raw
 
     def feed(self, byte: int, now_ns: int) -> None:
-        self.raw.append(byte)
+        """One transmitted byte; ``now_ns`` is the virtual time its stop bit ended."""
+        self._raw.append(byte)
         if byte == 0x0A:
             text = self._partial.decode("utf-8", "replace").rstrip("\r")
             self._partial.clear()
@@ -28,6 +41,8 @@ class UartLog:
 
     @property
     def partial(self) -> str:
+        if self.sync is not None:
+            self.sync()
         return self._partial.decode("utf-8", "replace")
 
     def find(self, pattern: re.Pattern[str], *, consume: bool = True) -> str | None:
@@ -40,6 +55,8 @@ class UartLog:
         return None
 
     def tail(self, n: int = 10) -> list[str]:
+        if self.sync is not None:
+            self.sync()
         out = [t for _, t in self.lines[-n:]]
         if self._partial:
             out.append(self.partial + " <no newline yet>")
@@ -52,4 +69,4 @@ class UartLog:
         self.lines.clear()
         self._partial.clear()
         self.cursor = 0
-        self.raw.clear()
+        self._raw.clear()

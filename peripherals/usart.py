@@ -8,6 +8,36 @@ if nothing else is waiting. Received bytes (:meth:`inject_rx`) arrive one frame 
 rises at the end of each frame, ORE when the previous byte was not read (RDR keeps the old byte),
 IDLE one frame time after the last byte. With ``instant=True`` every frame takes no time.
 
+Transmission is lazy: the bytes on their way are kept as a pipeline with the time each one's stop
+bit ends (the byte in the shift register; the next ones follow back to back, each taking the frame
+time computed when it enters the shift register). Every register access, every event of the model
+and the host-side readers (``tx_log``, :meth:`catch_up`) first retire the bytes whose end time has
+come, in order, exactly as one event per character would have; so a register read at any instant
+shows what the per-character model showed. One timer is kept, at the earliest byte end that
+something outside the model must see at its exact time:
+
+* the IRQ line would rise: an enabled TX interrupt (TXE/TXFNF, TC, TXFE, TXFT) gets its flag;
+* with TX listeners: the end of each newline (0x0A) and of the last byte on its way (a line, or
+  a prompt without newline, is delivered when it ends); the other bytes are delivered at the next
+  catch-up, with their own end time;
+* once the firmware seems to poll ISR (the same value read twice in a row, no other USART access
+  in between), every change of ISR until the line is idle: an engine that skips idle polling
+  ahead to the next event then skips no further than the change.
+
+Corner cases that differ from one event per character:
+* a byte's frame time comes from the kernel clock as the model starts the byte; a byte following
+  another back to back is started at the next catch-up, so a kernel clock change (RCC) between its
+  start and that catch-up gives it the new clock's frame time (the per-character model: the old);
+* on the embedded engine, time advances in core cycles and a register access sees
+  ``now_ns()`` at the end of its instruction: the per-character event of a byte ending in the
+  last cycle of an instruction ran after that instruction, so an access made by exactly that
+  instruction saw the byte not yet done, where the pipeline shows it done; and each event ran at
+  the first cycle at or after the byte's end and started the next byte from there, while the
+  pipeline chains the exact nanoseconds (the same whenever a frame is a whole number of cycles, as
+  for 115200 baud from a 100 MHz kernel clock with a 400 MHz core);
+* fewer events means fewer engine slice boundaries: an idle-polling firmware executes fewer
+  instructions while it waits (virtual time and what it reads are the same).
+
 FIFO mode (CR1.FIFOEN) has 16-entry TX and RX FIFOs with TXFNF/RXFNE/TXFE/RXFF and the TXFT/RXFT
 thresholds of CR3. Status flags are reset when UE is cleared, as on silicon. Not modelled: LIN,
 smartcard, IrDA, synchronous mode, auto baud rate, receiver timeout, modem lines, wake-up.
@@ -73,7 +103,10 @@ _IRQ_SOURCES = (
     ("CR3", "RXFTIE", ("RXFT",)),
 )
 
-TxListener = Callable[[int], None]
+# listener(byte, end_ns): the character (masked to the word length) and the virtual time its stop
+# bit ended (listeners may be called later than that, at the model's next catch-up)
+TxListener = Callable[[int, int], None]
+_ISR_OFFSET, _RDR_OFFSET = 0x1C, 0x24
 
 
 class Usart(Peripheral):
@@ -96,11 +129,16 @@ class Usart(Peripheral):
         self.irq = irq
         self._kernel_hz: Callable[[], int] = frequency if callable(frequency) else (lambda: int(frequency))
         self.instant = instant
-        self.tx_log = bytearray()
+        self._tx_log = bytearray()
         self._tx_listeners: list[TxListener] = []
-        self._tx_queue: deque[int] = deque()  # TDR (1 entry) or TX FIFO
-        self._tx_shift: int | None = None
-        self._tx_timer: Timer | None = None
+        self._tx_queue: deque[int] = deque()  # TDR (1 entry) or TX FIFO, values masked to the word
+        self._tx_shift: int | None = None  # the byte in the shift register (masked)
+        self._tx_end = 0  # when its stop bit ends (ns), valid while _tx_shift is not None
+        self._tx_timer: Timer | None = None  # the one TX event (see _plan_tx)
+        self._tx_timer_at = 0
+        self._last_read: tuple[int, int, int] | None = None  # (offset, size, value) of the last access
+        self._watch = False  # the firmware seems to poll ISR: each change of it is an event
+        self._irq_level = False
         self._rx_queue: deque[int] = deque()  # RDR (1 entry) or RX FIFO
         self._rx_last = 0
         self._line: deque[int] = deque()  # injected bytes still on their way
@@ -181,6 +219,10 @@ class Usart(Peripheral):
         (self._m_txe, self._m_rxne, self._m_teack, self._m_reack, self._m_busy, self._m_txfe, self._m_rxff,
          self._m_txft, self._m_rxft) = self._isr.masks(*levels)  # fmt: skip
         self._m_levels = sum(self._isr.masks(*levels))
+        (self._m_tc,) = self._isr.masks("TC")
+        self._m_txeie, self._m_tcie, self._m_txfeie = self._cr1.masks("TXEIE", "TCIE", "TXFEIE")
+        self._cr3 = r["CR3"]
+        (self._m_txftie,) = self._cr3.masks("TXFTIE")
         self._txftcfg, self._rxftcfg = r["CR3"].reader("TXFTCFG"), r["CR3"].reader("RXFTCFG")
         # per interrupt-enable register: (enable mask, ISR flags it unmasks), in _IRQ_SOURCES order
         groups: dict[str, list[tuple[int, int]]] = {}
@@ -190,15 +232,58 @@ class Usart(Peripheral):
             (r[reg], sum(en for en, _f in pairs), tuple(pairs)) for reg, pairs in groups.items()
         )
 
+    # ------------------------------------------------------------------ bus side
+    # Every access first retires the characters whose stop bit has ended (see the module notes).
+    def read(self, offset: int, size: int) -> int:
+        if self._tx_shift is not None and self._tx_end <= self.host.now_ns():
+            self._catch_up()
+        value = self.regs.read(offset, size)
+        if offset & ~3 == _ISR_OFFSET:
+            key = (offset, size, value)
+            if key == self._last_read and self._tx_shift is not None and not self._watch:
+                # the same ISR value twice in a row: maybe a polling loop; until the line is idle,
+                # every change of ISR gets an event (an engine skips idle polling to the next one)
+                self._watch = True
+                self._plan_tx()
+            self._last_read = key
+        else:
+            self._last_read = None
+            if offset & ~3 == _RDR_OFFSET:
+                self._plan_tx()  # the IRQ line may have fallen
+        return value
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if self._tx_shift is not None and self._tx_end <= self.host.now_ns():
+            self._catch_up()
+        self._last_read = None
+        self.regs.write(offset, size, value)
+        self._plan_tx()
+
     # ------------------------------------------------------------------ host side
     def on_tx(self, callback: TxListener) -> None:
-        """Call ``callback(byte)`` for each character when its transmission ends."""
+        """Call ``callback(byte, end_ns)`` for each character, ``end_ns`` being the virtual time
+        its stop bit ended. A newline (0x0A), and the last character on its way, are handed over
+        when they end; the others may come later (at the model's next register access or event),
+        still in order and with their own end time. Listeners must not act on this model."""
         self._tx_listeners.append(callback)
+
+    @property
+    def tx_log(self) -> bytearray:
+        """Every character transmitted so far (low 8 bits), up to the current virtual time."""
+        self.catch_up()
+        return self._tx_log
+
+    def catch_up(self) -> None:
+        """Retire the characters whose transmission has ended by now (host-side readers)."""
+        if self._tx_shift is not None and self._tx_end <= self.host.now_ns():
+            self._catch_up()
+            self._plan_tx()
 
     def inject_rx(self, data: bytes) -> None:
         """Bytes arrive on RX, one frame time apart, after any still on their way."""
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"{self.name}: inject_rx takes bytes, not {type(data).__name__}")
+        self.catch_up()  # the characters sent so far saw the line before these bytes (ISR.BUSY)
         self._line.extend(data)
         if self._rx_timer is None and self._line:
             self._schedule_rx()
@@ -289,6 +374,7 @@ class Usart(Peripheral):
             self._cancel(attr)
         self._tx_queue.clear()
         self._tx_shift = None
+        self._watch = False
         self._rx_queue.clear()
         self._idle_armed = False
         self.regs["ISR"].value = ISR_RESET
@@ -303,37 +389,130 @@ class Usart(Peripheral):
                 self._log_once("tx-full", f"{self.name}: TDR written with the TX FIFO full: byte lost")
                 return
             self._tx_queue.clear()  # TDR overwritten before it reached the shift register
-        self._tx_queue.append(value)
-        self.regs["ISR"]["TC"] = 0
+        # masked now: the word length and parity can only change with UE=0, which empties the queue
+        self._tx_queue.append(value & self._data_mask())
+        self._isr.value &= ~self._m_tc
         self._kick_tx()
         self._update()
 
     def _kick_tx(self) -> None:
-        cr1 = self.regs["CR1"]
-        if not (cr1["UE"] and cr1["TE"]) or self._tx_shift is not None or not self._tx_queue:
+        """The shift register is free and TE is on: the next byte starts now."""
+        cr1 = self._cr1.value
+        if not (cr1 & self._m_ue and cr1 & self._m_te) or self._tx_shift is not None or not self._tx_queue:
             return
-        self._tx_shift = self._tx_queue.popleft()
-        self.regs["ISR"]["TC"] = 0
-        delay = self._frame_delay()
-        if delay == 0:
-            self._tx_done()
-        else:
-            self._tx_timer = self.host.schedule(delay, self._tx_done, f"{self.name} tx")
+        now = self.host.now_ns()
+        self._start_byte(now)
+        self._retire(now)  # a frame of no time (instant, no usable baud rate) ends at once
 
-    def _tx_done(self) -> None:
+    def _start_byte(self, start: int) -> None:
+        self._tx_shift = self._tx_queue.popleft()
+        self._isr.value &= ~self._m_tc
+        self._tx_end = start + self._frame_delay()  # the frame time as the byte starts
+
+    def _retire(self, now: int) -> bool:
+        """Retire, in order, every byte whose stop bit ended at or before ``now``: tx_log, the
+        listeners, then the next byte starts at that end (TE on) or TC rises. True if any did."""
+        retired = False
+        while self._tx_shift is not None and self._tx_end <= now:
+            end, value = self._tx_end, self._tx_shift
+            self._tx_shift = None
+            self._tx_log.append(value & 0xFF)
+            retired = True
+            for cb in list(self._tx_listeners):
+                cb(value, end)
+            if self._tx_shift is not None:
+                break  # a listener wrote TDR and started a byte itself: that state wins
+            if self._tx_queue and self._cr1.value & self._m_te:
+                self._start_byte(end)
+            else:
+                self._isr.value |= self._m_tc
+        return retired
+
+    def _catch_up(self) -> None:
+        if self._retire(self.host.now_ns()):
+            if self._tx_shift is None:
+                self._watch = False  # the line is idle: the polling it watched is over
+            self._update()
+
+    def _tx_event(self) -> None:
         self._tx_timer = None
-        if self._tx_shift is None:
+        self._catch_up()
+        self._plan_tx()
+
+    def _plan_tx(self) -> None:
+        """Keep one timer at the earliest byte end something outside the model must observe at its
+        exact time (see the module notes); byte k (0: the shift register, then the queue in order)
+        ends at ``_tx_end + k * frame``. A pending timer that is not later is kept: it re-plans."""
+        shift = self._tx_shift
+        if shift is None:
+            if self._tx_timer is not None:
+                self._cancel("_tx_timer")
+            self._watch = False
             return
-        value = self._tx_shift & self._data_mask()
-        self._tx_shift = None
-        self.tx_log.append(value & 0xFF)
-        for cb in list(self._tx_listeners):
-            cb(value)
-        if self._tx_queue and self.regs["CR1"]["TE"]:
-            self._kick_tx()
-        else:
-            self.regs["ISR"]["TC"] = 1
-        self._update()
+        if self._tx_timer is not None and self._tx_timer_at <= self._tx_end:
+            return  # nothing can need an event before the shift register's byte ends
+        cr1 = self._cr1.value
+        queue = self._tx_queue
+        n = len(queue)
+        te = cr1 & self._m_te
+        last = n if te else 0  # the last byte that will go out (TE=0: the queue stays)
+        k: int | None = None
+        if self._tx_listeners:
+            k = last
+            if shift == 0x0A:
+                k = 0
+            elif te and 0x0A in queue:
+                k = min(k, queue.index(0x0A) + 1)
+        watch = self._watch
+        isr = self._isr.value
+        if k != 0 and (watch or not self._irq_level):
+            # TX flags now 0 that rise at the end of byte k; TX progress never lowers a flag
+            rises: list[tuple[int, int]] = []
+            if not isr & self._m_tc:
+                rises.append((self._m_tc, last))
+            if te:
+                if not isr & self._m_txe:  # TDR / FIFO full: a place frees at the first end
+                    rises.append((self._m_txe, 0))
+                if cr1 & self._m_fifoen and n:
+                    if not isr & self._m_txfe:
+                        rises.append((self._m_txfe, n - 1))
+                    if not isr & self._m_txft:
+                        threshold = _THRESHOLDS[min(self._txftcfg(), 5)]
+                        rises.append((self._m_txft, n - 1 - FIFO_DEPTH + threshold))
+            if not watch:  # only rises of enabled interrupt flags matter (the line is low)
+                enabled = 0
+                if cr1 & self._m_txeie:
+                    enabled |= self._m_txe
+                if cr1 & self._m_tcie:
+                    enabled |= self._m_tc
+                if cr1 & self._m_txfeie:
+                    enabled |= self._m_txfe
+                if self._cr3.value & self._m_txftie:
+                    enabled |= self._m_txft
+                rises = [(m, i) for m, i in rises if m & enabled]
+            for _mask, i in rises:
+                if k is None or i < k:
+                    k = i
+        if k is None:
+            if self._tx_timer is not None:
+                self._cancel("_tx_timer")
+            return
+        when = self._tx_end
+        if k:
+            when += k * self._projected_frame()
+        if self._tx_timer is not None:
+            if self._tx_timer_at <= when:
+                return
+            self._cancel("_tx_timer")
+        self._tx_timer_at = when
+        delay = max(0, when - self.host.now_ns())
+        self._tx_timer = self.host.schedule(delay, self._tx_event, f"{self.name} tx")
+
+    def _projected_frame(self) -> int:
+        """The frame time of bytes still waiting, as the clock is now (no warning logged)."""
+        if self.instant:
+            return 0
+        return self.frame_ns() or 0
 
     def _flush_tx(self, _old: int, request: int) -> None:
         if request:
@@ -351,6 +530,7 @@ class Usart(Peripheral):
 
     def _break_sent(self) -> None:
         self._break_timer = None
+        self._catch_up()
         self.regs["ISR"]["SBKF"] = 0
         self._update()
 
@@ -368,6 +548,7 @@ class Usart(Peripheral):
 
     def _rx_arrived(self) -> None:
         self._rx_timer = None
+        self._catch_up()
         if not self._line:
             return
         byte = self._line.popleft()
@@ -393,6 +574,7 @@ class Usart(Peripheral):
 
     def _line_idle(self) -> None:
         self._idle_timer = None
+        self._catch_up()
         if self._idle_armed and not self._disabled():
             self._idle_armed = False
             self.regs["ISR"]["IDLE"] = 1
@@ -453,13 +635,17 @@ class Usart(Peripheral):
             if on and any(on & enable and isr & flags for enable, flags in pairs):
                 level = True
                 break
+        self._irq_level = level
         self.host.set_irq(self.irq, level)
 
     def reset(self) -> None:
+        self.catch_up()  # what ended before the reset was sent
         for attr in ("_tx_timer", "_rx_timer", "_idle_timer", "_break_timer"):
             self._cancel(attr)
         self._tx_queue.clear()
         self._tx_shift = None
+        self._last_read = None
+        self._watch = False
         self._rx_queue.clear()
         self._line.clear()
         self._idle_armed = False

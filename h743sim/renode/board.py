@@ -347,11 +347,15 @@ class _RenodeUsart:
         from h743sim.renode.bridge import guarded
 
         self.usart = usart
-        self._listeners: list[Any] = [lambda b: uart_log.feed(b, now_ns())]
-        self._handler = Action[Byte](guarded("usart1 TX", lambda b: [cb(int(b)) for cb in self._listeners]))
+        # listener(byte, end_ns) as with our Usart: Renode reports each character as it ends
+        self._listeners: list[Any] = [uart_log.feed]
+        self._handler = Action[Byte](
+            guarded("usart1 TX", lambda b: [cb(int(b), now_ns()) for cb in list(self._listeners)])
+        )
         usart.CharReceived += self._handler
 
     def on_tx(self, callback: Any) -> None:
+        """Call ``callback(byte, end_ns)`` for each transmitted character."""
         self._listeners.append(callback)
 
     def inject_rx(self, data: bytes) -> None:

@@ -90,7 +90,7 @@ def test_configuration_locked_while_enabled(host, uart):
 
 def test_transmit_byte_timing_and_listener(host, uart):
     sent = []
-    uart.on_tx(lambda b: sent.append((host.now_ns(), b)))
+    uart.on_tx(lambda b, end_ns: sent.append((end_ns, b)))
     assert rd(uart, ISR) & TXE
     wr(uart, TDR, ord("H"))
     assert not rd(uart, ISR) & TC  # on the line now
@@ -98,12 +98,13 @@ def test_transmit_byte_timing_and_listener(host, uart):
     wr(uart, TDR, ord("i"))
     assert not rd(uart, ISR) & TXE  # TDR holds the second byte
     host.advance(FRAME_NS - 1)
-    assert sent == [] and not rd(uart, ISR) & TC
+    assert not rd(uart, ISR) & TC and sent == []
     host.advance(1)
-    assert sent == [(FRAME_NS, ord("H"))]
     assert rd(uart, ISR) & TXE and not rd(uart, ISR) & TC
+    # "H" is neither a newline nor the last byte: handed over at the next access, with its end time
+    assert sent == [(FRAME_NS, ord("H"))]
     host.advance(FRAME_NS)
-    assert sent[-1] == (2 * FRAME_NS, ord("i"))
+    assert sent[-1] == (2 * FRAME_NS, ord("i"))  # the last byte: delivered when it ends
     assert rd(uart, ISR) & TC
     assert bytes(uart.tx_log) == b"Hi"
 
@@ -185,7 +186,7 @@ def test_fifo_mode(host):
     u = Usart(host, frequency=KERNEL_HZ)
     hal_uart_init(u, extra_cr1=FIFOEN)
     sent = []
-    u.on_tx(sent.append)
+    u.on_tx(lambda b, _end_ns: sent.append(b))
     assert rd(u, ISR) & TXFE
     for ch in b"0123456789ABCDEF":  # shift register + 16 FIFO entries: all accepted
         assert rd(u, ISR) & TXE  # TXFNF
