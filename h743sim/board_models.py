@@ -6,6 +6,7 @@ models by :data:`NATIVE_CLASSES`), the Renode adapter only the tagged `Python.*`
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -140,7 +141,39 @@ def build_models(
     rcc, pwr = models.get("rcc"), models.get("pwr")
     if rcc is not None and pwr is not None and hasattr(rcc, "backup_writable"):
         rcc.backup_writable = lambda: pwr.backup_domain_writable
+    connect_lines(platform, models)
     return models
+
+
+def connect_lines(platform: Platform, models: dict[str, Any]) -> None:
+    """Wire the model-to-model lines of the description (``<Output> -> <entry>@<n>``).
+
+    The source model offers ``connect_output(name, sink)`` and calls ``sink(level)`` whenever the
+    output changes; the target offers ``on_gpio(n, level)`` (Renode's name for a GPIO input).
+    Entries without a model of ours (Renode-native ones, the NVIC's ``-> cpu@0``) are skipped.
+    """
+    where = platform.path
+    for entry in platform.entries.values():
+        source = models.get(entry.name)
+        if source is None:
+            continue
+        for output, target, number in entry.connections:
+            what = f"{_where(entry, where)}: '{entry.name}': {output} -> {target}@{number}"
+            sink_model = models.get(target)
+            if sink_model is None:
+                raise PlatformError(
+                    f"{what}: '{target}' is not one of our models (only they take such lines)"
+                )
+            connect = getattr(source, "connect_output", None)
+            if connect is None:
+                raise PlatformError(f"{what}: {type(source).__name__} has no outputs")
+            on_gpio = getattr(sink_model, "on_gpio", None)
+            if on_gpio is None:
+                raise PlatformError(f"{what}: {type(sink_model).__name__} takes no input lines")
+            try:
+                connect(output, functools.partial(on_gpio, number))
+            except ValueError as exc:
+                raise PlatformError(f"{what}: {exc}") from None
 
 
 def build_tagged_models(platform: Platform, host_factory: Callable[[str], Host], **kw: Any) -> dict[str, Any]:

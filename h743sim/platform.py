@@ -7,10 +7,16 @@ The embedded engine reads the subset of the .repl syntax the board file uses:
     name: Class.Name @ qspi                         # a device on another peripheral's bus
         property: value                             # indented properties (numbers, "strings", bools)
         IRQ -> nvic@37                              # interrupt connection
+        DmaRequest -> mdma@22                       # output of this model -> input 22 of another
 
 Models Renode does not have (or that replace Renode's) are declared in tagged comment lines,
 ``//h743sim: <an entry in the same syntax>``: Renode ignores them as comments, while this parser
 and the Renode adapter read them. Their class is ``Python.<module>.<Class>``.
+
+A connection whose target is not ``nvic`` links two of our models (see
+:func:`h743sim.board_models.build_models`): the named output of the entry's model drives input
+``N`` of the target model (``DmaRequest -> mdma@22``: the QUADSPI FIFO-threshold request into
+MDMA request line 22).
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ class Entry:
     irqs: list[tuple[str, str, int]] = field(default_factory=list)  # (source, target, line)
     tagged: bool = False
     line: int = 0
+
+    @property
+    def connections(self) -> list[tuple[str, str, int]]:
+        """Model-to-model lines (output, target entry, input number): targets other than nvic."""
+        return [c for c in self.irqs if c[1] != "nvic"]
 
     @property
     def python_class(self) -> str | None:

@@ -2,6 +2,11 @@
 
 A model receives a :class:`Host` at construction and uses nothing else of its environment.
 Virtual time is an integer number of nanoseconds since power-on.
+
+Bus-master models (the MDMA) also read and write the system bus through the host
+(:meth:`Host.bus_read` and friends): RAM directly, registers through the owning model's
+``read``/``write``, published windows as the CPU would see them. A bus error is reported in the
+return value (None, False, a short result), never as an exception or a CPU fault.
 """
 
 from __future__ import annotations
@@ -94,3 +99,73 @@ class Host(Protocol):
     def log(self, level: int, message: str) -> None:
         """Log a message attributed to the calling model."""
         ...
+
+    # -- bus master (DMA) accesses ---------------------------------------------------------
+    def bus_read(self, address: int, size: int) -> int | None:
+        """One ``size``-byte (1, 2, 4 or 8) little-endian read by a bus master; None: bus error.
+
+        RAM is read directly, a register through its model's ``read`` (8 bytes as two 4-byte
+        accesses), an enabled window from its buffer (disabled, or a read watch refusing: error).
+        Unmapped addresses and the CPU-private PPB (0xE0000000 and up) are bus errors.
+        """
+        ...
+
+    def bus_write(self, address: int, size: int, value: int) -> bool:
+        """One ``size``-byte write by a bus master; False: bus error (nothing written).
+
+        RAM is written keeping translated code coherent, a register through its model's
+        ``write``, a window through its ``on_write`` handler as a CPU store would be (no handler,
+        or the window disabled: error). A model that signals :meth:`bus_error` while serving
+        the access makes it fail (the CPU is not faulted).
+        """
+        ...
+
+    def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
+        """``length`` bytes from ``address`` (memory semantics); registers are read in ``unit``-byte
+        accesses. A result shorter than ``length`` means the access at ``address + len(result)``
+        ended in a bus error."""
+        ...
+
+    def bus_write_block(self, address: int, data: bytes, unit: int = 4) -> int:
+        """Write ``data`` at ``address`` (registers and windows in ``unit``-byte accesses); returns
+        how many bytes were written: less than ``len(data)`` means the access at
+        ``address + result`` ended in a bus error (the bytes before it are written)."""
+        ...
+
+    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        """Write ``data`` as consecutive ``unit``-byte accesses all to ``address`` (a data register
+        fed by a DMA with a fixed destination); returns the bytes written, as
+        :meth:`bus_write_block`. A model may take the beats in one call (``write_fifo``)."""
+        ...
+
+    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        """``length`` bytes read as consecutive ``unit``-byte accesses all from ``address`` (a data
+        register a DMA empties); a short result means that beat failed."""
+        ...
+
+
+def write_fifo_by_beats(
+    bus_write: Callable[[int, int, int], bool], address: int, data: bytes, unit: int
+) -> int:
+    """:meth:`Host.bus_write_fifo` from single bus writes (hosts without a faster path)."""
+    pos = 0
+    while pos < len(data):
+        size = unit if len(data) - pos >= unit else 1
+        if not bus_write(address, size, int.from_bytes(data[pos : pos + size], "little")):
+            break
+        pos += size
+    return pos
+
+
+def read_fifo_by_beats(
+    bus_read: Callable[[int, int], int | None], address: int, length: int, unit: int
+) -> bytes:
+    """:meth:`Host.bus_read_fifo` from single bus reads (hosts without a faster path)."""
+    out = bytearray()
+    while len(out) < length:
+        size = unit if length - len(out) >= unit else 1
+        value = bus_read(address, size)
+        if value is None:
+            break
+        out += value.to_bytes(size, "little")
+    return bytes(out)

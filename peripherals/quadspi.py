@@ -34,6 +34,17 @@ readable (the next access would restart the read). Approximations:
 
 The flash device tells the controller when its array changes (``add_array_listener``); the
 controller then calls ``host.invalidate`` for the matching part of the window, published or not.
+
+MDMA requests (outputs wired in the board description, see :meth:`QuadSpi.connect_output`):
+``DmaRequest`` (MDMA request 22, "QUADSPI FIFO threshold") is high while FTF is set in an
+indirect mode (FMODE 00/01), ``TcRequest`` (MDMA request 23, "transfer complete") while TCF is
+set. CR.DMAEN is stored but gates nothing: on the H7 the bit is reserved and the MDMA requests
+exist regardless (ST's H7 HAL sets it anyway: "DMAEN bit is 'reserved' but no impact on H7 HW",
+``stm32h7xx_hal_qspi.c``, HAL_QSPI_Transmit_DMA/Receive_DMA). An MDMA channel pushing a page
+into DR (fixed address, 32-bit beats) costs one ``write`` per beat: DR writes of a running
+indirect write go straight to the chip, so the 32-byte FIFO stays empty and FTF (free space >=
+FTHRES+1) stays set until DLR+1 bytes were sent, as on hardware where the MDMA's AHB writes
+would wait for FIFO room instead.
 """
 
 from __future__ import annotations
@@ -60,6 +71,8 @@ FMODE_MEMORY_MAPPED = 3
 _LINES = (0, 1, 2, 4)  # IMODE/ADMODE/ABMODE/DMODE encoding -> data lines
 _SIZE_MASKS = (0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF)  # access size in bytes -> value mask
 _IRQ_SOURCES = (("TEF", "TEIE"), ("TCF", "TCIE"), ("FTF", "FTIE"), ("SMF", "SMIE"), ("TOF", "TOIE"))
+#: request outputs a board description can connect (``DmaRequest -> mdma@22``)
+OUTPUTS = ("DmaRequest", "TcRequest")
 
 
 class QspiFlash(Protocol):
@@ -145,6 +158,10 @@ class QuadSpi(Peripheral):
         self._ff_window: bytearray | None = None
         self._last_window: bytearray | None = None  # last buffer published under window_name
         self._irq_level = False
+        # request outputs: sinks per output, last level driven (see connect_output)
+        self._sinks: dict[str, list[Callable[[bool], None]]] = {}
+        self._out_levels = dict.fromkeys(OUTPUTS, False)
+        self._ft_out = self._tc_out = False  # the same two levels, for the per-access check
         self._init_state()
         self._define_registers()
 
@@ -224,6 +241,8 @@ class QuadSpi(Peripheral):
         self._dmode = self._ccr.reader("DMODE")
         self._fthres = self._cr.reader("FTHRES")
         self._ftf_mask = self._sr.fields["FTF"].mask
+        self._tcf_mask = self._sr.fields["TCF"].mask
+        self._fmode_lsb = self._ccr.fields["FMODE"].lsb
         # (SR flag mask, CR enable mask) for each interrupt source
         self._irq_sources = tuple(
             (self._sr.fields[flag].mask, self._cr.fields[enable].mask) for flag, enable in _IRQ_SOURCES
@@ -284,6 +303,30 @@ class QuadSpi(Peripheral):
             self.regs.write(offset, size, value)
         self._update_irq()
 
+    def write_fifo(self, offset: int, size: int, data: bytes) -> int:
+        """Leading ``size``-byte beats of a DMA feeding DR, taken at once (Host.bus_write_fifo).
+
+        The first beat goes through :meth:`write` when it is what starts the transfer; then, during
+        an indirect write with an empty FIFO, the beats reach the chip exactly as :meth:`write`
+        passes them one by one. The beat that completes the transfer, and every other case, is
+        left to :meth:`write` (called by the host). Returns the bytes taken."""
+        if offset != DR_OFFSET or len(data) < size:
+            return 0
+        taken = 0
+        if self._phase != "write":  # the first beat may start the transfer (FACTS C.3)
+            self.write(offset, size, int.from_bytes(data[:size], "little"))
+            taken = size
+        device = self._device
+        if self._phase != "write" or device is None or self._fifo:
+            return taken
+        bulk = min((len(data) - taken) // size, (self._remaining - 1) // size) * size
+        if bulk <= 0:
+            return taken
+        device.write_data(data[taken : taken + bulk], self._tx_lines)
+        self._remaining -= bulk
+        self._update_irq()
+        return taken + bulk
+
     def reset(self) -> None:
         """Peripheral reset (RCC): registers to reset values, FIFO flushed, window unpublished.
 
@@ -296,6 +339,35 @@ class QuadSpi(Peripheral):
         self._init_state()
         self._irq_level = False
         self.host.set_irq(self.irq, False)
+        if self._sinks:
+            self._update_requests()
+
+    # ---------------------------------------------------------------- request outputs
+    def connect_output(self, name: str, sink: Callable[[bool], None]) -> None:
+        """Drive ``sink(level)`` from output ``name`` (one of :data:`OUTPUTS`), now and on change."""
+        if name not in OUTPUTS:
+            raise ValueError(f"{self.name} has no output {name!r} (outputs: {', '.join(OUTPUTS)})")
+        self._sinks.setdefault(name, []).append(sink)
+        sink(self._out_levels[name])
+
+    def _update_requests(self) -> None:
+        # after every access while something is connected: the common cases without calls
+        fmode = (self._ccr.value >> self._fmode_lsb) & 3
+        if fmode == FMODE_INDIRECT_WRITE and not self._fifo:
+            ft = self._tx_armed  # an empty FIFO is always above the threshold
+        elif fmode <= FMODE_INDIRECT_READ:
+            ft = bool(self._ftf())
+        else:
+            ft = False
+        tc = bool(self._sr.value & self._tcf_mask)
+        if ft is self._ft_out and tc is self._tc_out:
+            return
+        for name, level in (("DmaRequest", ft), ("TcRequest", tc)):
+            if self._out_levels[name] != level:
+                self._out_levels[name] = level
+                for sink in self._sinks.get(name, ()):
+                    sink(level)
+        self._ft_out, self._tc_out = ft, tc
 
     # ---------------------------------------------------------------- devices
     def attach(self, device: QspiFlash, bank: int = 1) -> None:
@@ -389,6 +461,8 @@ class QuadSpi(Peripheral):
         if level != self._irq_level:
             self._irq_level = level
             self.host.set_irq(self.irq, level)
+        if self._sinks:
+            self._update_requests()
 
     # ---------------------------------------------------------------- CR
     def _en_written(self, old: int, new: int) -> None:

@@ -2,6 +2,10 @@
 
 Used by the models' unit tests and by tools that drive a model directly (inspection, wear maps).
 :class:`EventQueue` is the deterministic virtual-time scheduler; the embedded engine uses it too.
+
+For bus-master models (the MDMA) the host is also a small system bus: RAM added with
+:meth:`StandaloneHost.add_ram`, register models with :meth:`StandaloneHost.add_device`, and the
+published windows; anything else is a bus error.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from peripherals.host import ReadWatchHandler, WindowWriteHandler
+from peripherals.host import ReadWatchHandler, WindowWriteHandler, read_fifo_by_beats, write_fifo_by_beats
 
 
 class PowerCut(Exception):
@@ -97,6 +102,10 @@ class StandaloneHost:
         self.powered_off: str | None = None
         self.logs: list[tuple[int, str]] = []
         self.raise_on_power_off = False
+        # the system bus seen by bus masters
+        self.ram: list[tuple[int, bytearray]] = []
+        self.devices: list[tuple[int, int, Any]] = []  # (base, size, model with read/write)
+        self._master_errors: list[str] | None = None  # bus_error() during a master access
 
     # -- Host protocol ---------------------------------------------------------------------
     def now_ns(self) -> int:
@@ -135,6 +144,9 @@ class StandaloneHost:
         return lambda: self.watches.remove(entry) if entry in self.watches else None
 
     def bus_error(self, address: int, reason: str) -> None:
+        if self._master_errors is not None:  # a model refuses a bus master's access
+            self._master_errors.append(reason)
+            return
         self.bus_errors.append((address, reason))
 
     def power_off(self, reason: str) -> None:
@@ -145,7 +157,157 @@ class StandaloneHost:
     def log(self, level: int, message: str) -> None:
         self.logs.append((level, message))
 
+    # -- bus master accesses (Host protocol) ----------------------------------------------
+    def bus_read(self, address: int, size: int) -> int | None:
+        data = self.bus_read_block(address, size, min(size, 4))
+        return int.from_bytes(data, "little") if len(data) == size else None
+
+    def bus_write(self, address: int, size: int, value: int) -> bool:
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return self.bus_write_block(address, data, min(size, 4)) == size
+
+    def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
+        out = bytearray()
+        addr = address
+        end = address + length
+        while addr < end:
+            hit = self._bus_target(addr)
+            if hit is None:
+                break
+            kind, base, limit, obj = hit
+            chunk = min(end, limit) - addr
+            if kind == "ram":
+                out += obj[addr - base : addr - base + chunk]
+            elif kind == "window":
+                name, buf = obj
+                if name not in self.enabled_windows:
+                    break
+                pos = 0 if self.watches else chunk
+                while pos < chunk:  # read watches (ECC errors) may refuse some accesses
+                    size = unit if chunk - pos >= unit else 1
+                    if self._watch_refuses(addr + pos, size):
+                        break
+                    pos += size
+                out += buf[addr - base : addr - base + pos]
+                if pos < chunk:
+                    break
+            else:
+                got = self._device_read(obj, base, addr, chunk, unit)
+                out += got
+                if len(got) < chunk:
+                    break
+            addr += chunk
+        return bytes(out)
+
+    def bus_write_block(self, address: int, data: bytes, unit: int = 4) -> int:
+        done = 0
+        while done < len(data):
+            addr = address + done
+            hit = self._bus_target(addr)
+            if hit is None:
+                break
+            kind, base, limit, obj = hit
+            chunk = min(len(data) - done, limit - addr)
+            if kind == "ram":
+                obj[addr - base : addr - base + chunk] = data[done : done + chunk]
+                n = chunk
+            elif kind == "window":
+                name, _buf = obj
+                on_write = self.windows[name][3]
+                if name not in self.enabled_windows or on_write is None:
+                    break
+                n = self._units(on_write, base, addr, data[done : done + chunk], unit)
+            else:
+                n = self._units(obj.write, base, addr, data[done : done + chunk], unit)
+            done += n
+            if n < chunk:
+                break
+        return done
+
+    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        # as the embedded engine: a device's write_fifo may take leading beats at once
+        hit = self._bus_target(address)
+        bulk = getattr(hit[3], "write_fifo", None) if hit is not None and hit[0] == "device" else None
+        if bulk is None:
+            return write_fifo_by_beats(self.bus_write, address, data, unit)
+        self._master_errors = errors = []
+        try:
+            done = bulk(address - hit[1], unit, bytes(data))
+        finally:
+            self._master_errors = None
+        if errors:  # the model must not take a failing beat
+            return max(0, done - unit)
+        return done + write_fifo_by_beats(self.bus_write, address, data[done:], unit)
+
+    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        return read_fifo_by_beats(self.bus_read, address, length, unit)
+
+    def _bus_target(self, address: int) -> tuple[str, int, int, Any] | None:
+        """(kind, base, end, object) of what answers a bus master at ``address``."""
+        if address < 0 or address >= 0xE000_0000:  # the PPB is private to the CPU
+            return None
+        for base, buf in self.ram:
+            if base <= address < base + len(buf):
+                return "ram", base, base + len(buf), buf
+        for base, size, model in self.devices:
+            if base <= address < base + size:
+                return "device", base, base + size, model
+        for name, (base, buf, _x, _w) in self.windows.items():
+            if base <= address < base + len(buf):
+                return "window", base, base + len(buf), (name, buf)
+        return None
+
+    def _watch_refuses(self, address: int, length: int) -> bool:
+        for base, wsize, handler in list(self.watches):
+            lo, hi = max(base, address), min(base + wsize, address + length)
+            if lo < hi and handler(lo - base, hi - lo):
+                return True
+        return False
+
+    def _device_read(self, model: Any, base: int, address: int, length: int, unit: int) -> bytes:
+        out = bytearray()
+        pos = 0
+        self._master_errors = errors = []
+        try:
+            while pos < length:
+                size = unit if length - pos >= unit else 1
+                value = model.read(address + pos - base, size)
+                if errors:
+                    break
+                out += (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                pos += size
+        finally:
+            self._master_errors = None
+        return bytes(out)
+
+    def _units(
+        self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
+    ) -> int:
+        """Write ``data`` in ``unit``-byte accesses; returns the bytes accepted."""
+        pos = 0
+        self._master_errors = errors = []
+        try:
+            while pos < len(data):
+                size = unit if len(data) - pos >= unit else 1
+                write(address + pos - base, size, int.from_bytes(data[pos : pos + size], "little"))
+                if errors:
+                    break
+                pos += size
+        finally:
+            self._master_errors = None
+        return pos
+
     # -- test helpers ----------------------------------------------------------------------
+    def add_ram(self, base: int, size: int | bytearray) -> bytearray:
+        """Plain memory for bus masters at ``base`` (a new zero-filled buffer, or the one given)."""
+        buf = size if isinstance(size, bytearray) else bytearray(size)
+        self.ram.append((base, buf))
+        return buf
+
+    def add_device(self, base: int, size: int, model: Any) -> None:
+        """A register model answering bus masters in [base, base+size) (offsets from base)."""
+        self.devices.append((base, size, model))
+
     def advance(self, ns: int) -> None:
         self.events.advance_to(self.events.now + ns)
 

@@ -44,6 +44,7 @@ _PAGE_MASK = PAGE_SIZE - 1
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 _PERM_RW = ucc.UC_PROT_READ | ucc.UC_PROT_WRITE
 _PERM_RWX = ucc.UC_PROT_ALL
+PPB_LIMIT = 0xE000_0000  # bus masters other than the CPU cannot reach the PPB and above
 
 
 class BusModel(Protocol):
@@ -139,6 +140,8 @@ class MemoryMap:
         self._restore: list[tuple[Window, int, bytes]] = []
         #: address of the MMIO/window access a model is serving right now (None between accesses)
         self.access_address: int | None = None
+        #: while a bus master's access is served: the reasons models gave to bus_error()
+        self.master_errors: list[str] | None = None
         self.last_fault: FaultInfo | None = None
         # No unbounded invalid-memory hook: it would put every load/store on unicorn's slow path.
         self._hooks.add(ucc.UC_HOOK_TLB_FILL, HOOK_TLB_FILL_CFUNC(self._tlb_fill))
@@ -463,6 +466,174 @@ class MemoryMap:
             self._uc.ctl_remove_cache(addr, addr + chunk)
             addr += chunk
             pos += chunk
+
+    # -- bus master (DMA) accesses, see peripherals.host.Host.bus_read ------------------------
+    def master_read(self, address: int, length: int, unit: int = 4) -> bytes:
+        """Bytes a bus master reads; shorter than ``length``: the access after them failed."""
+        if self._restore:
+            self.restore_windows()
+        out = bytearray()
+        addr = address
+        end = address + length
+        while addr < end:
+            r = self._master_region(addr)
+            if r is None:
+                break
+            chunk = min(end, r.end) - addr
+            if r.data is not None:  # RAM: CPU stores land in this buffer directly
+                off = addr - r.base
+                out += r.data[off : off + chunk]
+            elif r.kind == "window":
+                win = self.windows[r.name]
+                if not win.enabled:
+                    break
+                off = addr - win.base
+                if self._watches:  # read watches (ECC errors) may refuse some accesses
+                    pos = 0
+                    while pos < chunk:
+                        size = unit if chunk - pos >= unit else 1
+                        if self._watch_refuses(addr + pos, size):
+                            break
+                        pos += size
+                    out += win.buffer[off : off + pos]
+                    if pos < chunk:
+                        break
+                else:
+                    out += win.buffer[off : off + chunk]
+            else:
+                got = self._master_mmio(r, addr, chunk, unit)
+                out += got
+                if len(got) < chunk:
+                    break
+            addr += chunk
+        return bytes(out)
+
+    def master_write(self, address: int, data: bytes, unit: int = 4) -> int:
+        """Write for a bus master; returns the bytes written (fewer: the next access failed)."""
+        if self._restore:
+            self.restore_windows()
+        data = bytes(data)
+        done = 0
+        while done < len(data):
+            addr = address + done
+            r = self._master_region(addr)
+            if r is None:
+                break
+            chunk = min(len(data) - done, r.end - addr)
+            piece = data[done : done + chunk]
+            if r.data is not None:
+                self._uc.mem_write(addr, piece)
+                first, last = addr & ~_PAGE_MASK, (addr + chunk - 1) & ~_PAGE_MASK
+                if any(page in self.code_pages for page in range(first, last + 1, PAGE_SIZE)):
+                    self._uc.ctl_remove_cache(addr, addr + chunk)  # mem_write alone leaves stale code
+                n = chunk
+            elif r.kind == "window":
+                win = self.windows[r.name]
+                if not win.enabled or win.on_write is None:
+                    break
+                # as a CPU store: the model decides what the buffer holds (and invalidates)
+                n = self._master_units(win.on_write, win.base, addr, piece, unit)
+            else:
+                assert r.model is not None
+                n = self._master_units(r.model.write, r.base, addr, piece, unit)
+            done += n
+            if n < chunk:
+                break
+        return done
+
+    def master_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        """``unit``-byte writes of ``data`` all to ``address`` (a DMA with a fixed destination);
+        returns the bytes written. A model's ``write_fifo(offset, size, data)`` may take leading
+        beats at once (it returns how many bytes it took); the rest go beat by beat."""
+        if self._restore:
+            self.restore_windows()
+        r = self._master_region(address)
+        if r is None:
+            return 0
+        done = 0
+        if r.kind == "mmio":
+            assert r.model is not None
+            bulk = getattr(r.model, "write_fifo", None)
+            write = r.model.write
+            offset = address - r.base
+            self.master_errors = errors = []
+            try:
+                if bulk is not None:
+                    done = bulk(offset, unit, bytes(data))
+                    if errors:  # the model must not take a failing beat: count it as failed
+                        return max(0, done - unit)
+                while done < len(data):
+                    size = unit if len(data) - done >= unit else 1
+                    write(offset, size, int.from_bytes(data[done : done + size], "little"))
+                    if errors:
+                        break
+                    done += size
+            finally:
+                self.master_errors = None
+            return done
+        while done < len(data):  # memory as the destination: every beat lands on the same bytes
+            size = unit if len(data) - done >= unit else 1
+            if self.master_write(address, data[done : done + size], size) < size:
+                break
+            done += size
+        return done
+
+    def master_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        """``unit``-byte reads all from ``address`` (a DMA with a fixed source); short: failed."""
+        out = bytearray()
+        while len(out) < length:
+            size = unit if length - len(out) >= unit else 1
+            got = self.master_read(address, size, size)
+            out += got
+            if len(got) < size:
+                break
+        return bytes(out)
+
+    def _master_region(self, address: int) -> Region | None:
+        if not 0 <= address < PPB_LIMIT:  # the PPB (SCS, NVIC...) is private to the CPU
+            return None
+        return self.region_at(address)
+
+    def _watch_refuses(self, address: int, length: int) -> bool:
+        for w in self._watches:
+            lo, hi = max(w.base, address), min(w.base + w.size, address + length)
+            if lo < hi and w.handler(lo - w.base, hi - lo):
+                return True
+        return False
+
+    def _master_mmio(self, region: Region, address: int, length: int, unit: int) -> bytes:
+        assert region.model is not None
+        read = region.model.read
+        out = bytearray()
+        pos = 0
+        self.master_errors = errors = []
+        try:
+            while pos < length:
+                size = unit if length - pos >= unit else 1
+                value = read(address + pos - region.base, size)
+                if errors:
+                    break
+                out += (value & _SIZE_MASK[size]).to_bytes(size, "little")
+                pos += size
+        finally:
+            self.master_errors = None
+        return bytes(out)
+
+    def _master_units(
+        self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
+    ) -> int:
+        pos = 0
+        self.master_errors = errors = []
+        try:
+            while pos < len(data):
+                size = unit if len(data) - pos >= unit else 1
+                write(address + pos - base, size, int.from_bytes(data[pos : pos + size], "little"))
+                if errors:
+                    break
+                pos += size
+        finally:
+            self.master_errors = None
+        return pos
 
     def reset_models(self) -> None:
         for r in self.regions:

@@ -50,6 +50,10 @@ class ModelHost:
         return self._machine.memory.watch_reads(base, size, handler)
 
     def bus_error(self, address: int, reason: str) -> None:
+        errors = self._machine.memory.master_errors
+        if errors is not None:  # serving a bus master (DMA): its access fails, not the CPU's
+            errors.append(f"{self.name}: {reason}")
+            return
         self._machine.bus_error(address, f"{self.name}: {reason}")
 
     def power_off(self, reason: str) -> None:
@@ -57,3 +61,24 @@ class ModelHost:
 
     def log(self, level: int, message: str) -> None:
         self.logger.log(level, message)
+
+    # -- bus master accesses: MemoryMap.master_read/master_write ----------------------------
+    def bus_read(self, address: int, size: int) -> int | None:
+        data = self._machine.memory.master_read(address, size, min(size, 4))
+        return int.from_bytes(data, "little") if len(data) == size else None
+
+    def bus_write(self, address: int, size: int, value: int) -> bool:
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return self._machine.memory.master_write(address, data, min(size, 4)) == size
+
+    def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
+        return self._machine.memory.master_read(address, length, min(unit, 4))
+
+    def bus_write_block(self, address: int, data: bytes, unit: int = 4) -> int:
+        return self._machine.memory.master_write(address, data, min(unit, 4))
+
+    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        return self._machine.memory.master_write_fifo(address, data, min(unit, 4))
+
+    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        return self._machine.memory.master_read_fifo(address, length, min(unit, 4))

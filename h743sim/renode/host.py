@@ -9,8 +9,9 @@
 | invalidate | copy the changed range again with ``WriteBytes`` (Renode drops stale translated code) |
 | watch_reads | ``sysbus.AddWatchpointHook`` per address of the watched words |
 | on_write | CPU stores land in Renode's MappedMemory (Renode has write hooks only per address); before each access to the owner model's registers while it expects writes (FLASH: PG set), the adapter compares the memory with the model's buffer, hands every changed word to on_write in address order and restores the memory from the buffer |
-| bus_error | logged; Renode's bus has no way for a peripheral to fail an access (documented limit) |
+| bus_error | logged; Renode's bus has no way for a peripheral to fail an access (documented limit); while a bus master access of ours is served, it fails that access instead |
 | power_off | ``emulation.PauseAll()`` from the host thread after the current quantum |
+| bus_read/bus_write (+ _block) | the system bus: ``sysbus.WhatIsAt(a)`` (None: bus error), then ``ReadByte/ReadWord/ReadDoubleWord`` / ``Write...`` per access (Renode keeps translated code coherent for sysbus writes); the PPB (>= 0xE0000000) is refused |
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from h743sim.renode.bridge import guarded
+from peripherals.host import read_fifo_by_beats, write_fifo_by_beats
 
 log = logging.getLogger("h743sim.renode")
 
@@ -100,6 +102,10 @@ class RenodeHost:
         return self.board.add_read_watch(base, size, handler)
 
     def bus_error(self, address: int, reason: str) -> None:
+        errors = getattr(self.board, "_h743sim_master_errors", None)
+        if errors is not None:  # a bus master access of ours (DMA) is being served: it fails
+            errors.append(f"{self.name}: {reason}")
+            return
         self.logger.error("bus error at %#010x: %s (Renode cannot fail the access itself)", address, reason)
 
     def power_off(self, reason: str) -> None:
@@ -107,6 +113,71 @@ class RenodeHost:
 
     def log(self, level: int, message: str) -> None:
         self.logger.log(level, message)
+
+    # -- bus master accesses (per access through the system bus: simple, not fast) ----------
+    _READERS = {1: "ReadByte", 2: "ReadWord", 4: "ReadDoubleWord"}
+    _WRITERS = {1: "WriteByte", 2: "WriteWord", 4: "WriteDoubleWord"}
+
+    def _mapped(self, address: int) -> bool:
+        if not 0 <= address < 0xE000_0000:
+            return False
+        try:
+            return self.board.rmachine.SystemBus.WhatIsAt(address) is not None
+        except AttributeError:  # a Renode without WhatIsAt: every address counts as mapped
+            return True
+
+    def _unit_access(self, address: int, size: int, value: int | None) -> int | None:
+        """One access of 1, 2 or 4 bytes; None when it failed (unmapped or refused by a model)."""
+        if not self._mapped(address):
+            return None
+        sysbus = self.board.rmachine.SystemBus
+        errors: list[str] = []
+        self.board._h743sim_master_errors = errors  # bus_error() of our models lands here
+        try:
+            if value is None:
+                result = int(getattr(sysbus, self._READERS[size])(address))
+            else:
+                getattr(sysbus, self._WRITERS[size])(address, value)
+                result = 0
+        finally:
+            self.board._h743sim_master_errors = None
+        return None if errors else result
+
+    def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
+        out = bytearray()
+        unit = min(unit, 4)
+        while len(out) < length:
+            size = unit if length - len(out) >= unit else 1
+            value = self._unit_access(address + len(out), size, None)
+            if value is None:
+                break
+            out += (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return bytes(out)
+
+    def bus_write_block(self, address: int, data: bytes, unit: int = 4) -> int:
+        pos = 0
+        unit = min(unit, 4)
+        while pos < len(data):
+            size = unit if len(data) - pos >= unit else 1
+            value = int.from_bytes(data[pos : pos + size], "little")
+            if self._unit_access(address + pos, size, value) is None:
+                break
+            pos += size
+        return pos
+
+    def bus_read(self, address: int, size: int) -> int | None:
+        data = self.bus_read_block(address, size, min(size, 4))
+        return int.from_bytes(data, "little") if len(data) == size else None
+
+    def bus_write(self, address: int, size: int, value: int) -> bool:
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return self.bus_write_block(address, data, min(size, 4)) == size
+
+    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        return write_fifo_by_beats(self.bus_write, address, data, min(unit, 4))
+
+    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        return read_fifo_by_beats(self.bus_read, address, length, min(unit, 4))
 
 
 def copy_into_memory(memory: Any, offset: int, data: bytearray | memoryview, start: int, length: int) -> None:

@@ -795,3 +795,49 @@ def test_dr_write_shortcut_matches_the_fifo_path(seed: int) -> None:
         return trace
 
     assert run(reference=False) == run(reference=True)
+
+
+# ---------------------------------------- DMA beats taken at once (write_fifo), against write()
+@pytest.mark.parametrize("seed", range(4))
+def test_write_fifo_matches_beat_by_beat_writes(seed: int) -> None:
+    """A bus master feeding DR: write_fifo takes what it can at once, the host sends the rest beat
+    by beat; chip contents, SR, FIFO level and the IRQ line match plain per-beat writes."""
+
+    def run(bulk: bool) -> list[object]:
+        rng = random.Random(seed)
+        host = StandaloneHost()
+        flash = W25Q64(host)
+        q = QuadSpi(host, irq=IRQ, kernel_hz=KERNEL_HZ)
+        q.attach(flash)
+        hal = Hal(q, host)
+        hal.init(fifo_threshold=rng.choice((1, 4, 8)))
+        trace: list[object] = []
+        taken_total = 0
+        for _ in range(10):
+            addr = rng.randrange(0, 0x4000)
+            n = rng.choice((4, 8, 64, 256, 252, rng.randrange(1, 300)))
+            size = rng.choice((1, 2, 4, 4))
+            quad = rng.random() < 0.5
+            hal.write_enable()
+            hal.command(ccr(0x32 if quad else 0x02, admode=1, dmode=4 if quad else 1), addr, n)
+            hal.w(CCR, hal.r(CCR) & ~FMODE_MASK)
+            data = rng.randbytes(-(-n // size) * size)
+            if rng.random() < 0.3:  # a CPU write first: the transfer is already running
+                hal.w(DR, int.from_bytes(data[:size], "little"), size)
+                data = data[size:]
+            done = q.write_fifo(DR, size, data) if bulk else 0
+            taken_total += done
+            for pos in range(done, len(data), size):
+                hal.w(DR, int.from_bytes(data[pos : pos + size], "little"), size)
+            trace.append((hal.r(SR), q.fifo_level))
+            hal.wait(TCF)
+            hal.w(FCR, TCF)
+            trace.append(hal.wait_ready())
+        assert q.write_fifo(SR, 4, bytes(8)) == 0  # only DR takes beats at once
+        trace.append(bytes(flash.array[:0x4200]))
+        trace.append(list(host.irq_history))
+        if bulk:
+            assert taken_total > 0
+        return trace
+
+    assert run(bulk=True) == run(bulk=False)
