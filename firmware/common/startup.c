@@ -4,10 +4,11 @@
  *
  * Handler names: the system handlers use the usual names (NMI_Handler, HardFault_Handler, ...,
  * SVC_Handler, PendSV_Handler, SysTick_Handler). IRQ n uses IRQ<n>_Handler, except the IRQs this
- * project names (FACTS A.4): FLASH_IRQHandler (4), USART1_IRQHandler (37), OTG_HS_IRQHandler (77),
- * QUADSPI_IRQHandler (92), OTG_FS_EP1_OUT_IRQHandler (98), OTG_FS_EP1_IN_IRQHandler (99),
- * OTG_FS_WKUP_IRQHandler (100), OTG_FS_IRQHandler (101). Every one is a weak alias of
- * Default_Handler, so defining a function with that name installs it.
+ * project names (FACTS A.4; MDMA's 122 as in ST's device header): FLASH_IRQHandler (4),
+ * USART1_IRQHandler (37), OTG_HS_IRQHandler (77), QUADSPI_IRQHandler (92),
+ * OTG_FS_EP1_OUT_IRQHandler (98), OTG_FS_EP1_IN_IRQHandler (99), OTG_FS_WKUP_IRQHandler (100),
+ * OTG_FS_IRQHandler (101), MDMA_IRQHandler (122). Every one is a weak alias of Default_Handler,
+ * so defining a function with that name installs it.
  */
 #include <stdint.h>
 
@@ -58,6 +59,7 @@ void SysTick_Handler(void) WEAK_ALIAS;
 #define IRQ99_Handler OTG_FS_EP1_IN_IRQHandler
 #define IRQ100_Handler OTG_FS_WKUP_IRQHandler
 #define IRQ101_Handler OTG_FS_IRQHandler
+#define IRQ122_Handler MDMA_IRQHandler
 
 #define IRQ_NAME(n) IRQ##n##_Handler
 #define IRQ_DECL(n) void IRQ_NAME(n)(void) WEAK_ALIAS;

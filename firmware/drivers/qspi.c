@@ -2,6 +2,7 @@
 
 #include "cm7_core.h"
 #include "gpio.h"
+#include "mdma.h"
 #include "stm32h743.h"
 #include "systick.h"
 
@@ -9,6 +10,7 @@
 #define QSPI_AF10 10u
 #define QSPI_MAX_DUMMY 31u
 #define QSPI_MAX_POLL_BYTES 4u
+#define QSPI_MDMA_CHANNEL 0u /* MDMA channel this driver owns */
 #define QSPI_FIFO_THRESHOLD 1u /* FTF means "at least one byte" (read) / "one free byte" (write) */
 /* Long automatic polls (erase, status write) sleep between checks instead of spinning. */
 #define QSPI_POLL_SLEEP_MIN_MS 10u
@@ -208,6 +210,19 @@ int qspi_write(const qspi_cmd_t *c, const uint8_t *buf)
     QUADSPI->CCR = build_ccr(c, QUADSPI_FMODE_INDIRECT_WRITE);
     if (c->admode != QSPI_LINES_NONE) {
         QUADSPI->AR = c->address;
+    }
+    if (mdma_fits(buf, c->length)) {
+        /* Whole words from an aligned buffer (page programs): MDMA feeds DR on the FIFO-threshold
+           request; its first write starts the transfer. */
+        rc = mdma_to_register(QSPI_MDMA_CHANNEL, buf, &QUADSPI->DR, c->length, MDMA_REQ_QUADSPI_FIFO);
+        if (rc == MDMA_OK) {
+            rc = mdma_wait(QSPI_MDMA_CHANNEL, QSPI_TIMEOUT_MS);
+        }
+        if (rc != MDMA_OK) {
+            (void)qspi_abort();
+            return rc == MDMA_ERR_TIMEOUT ? QSPI_ERR_TIMEOUT : QSPI_ERR_TRANSFER;
+        }
+        return finish();
     }
     /* The first DR write starts the transfer. The SR read that shows FTF also tells how much of
        the FIFO is free; fill that much, a word at a time where 4 bytes remain. */

@@ -182,13 +182,17 @@ int w25q_program(uint32_t addr, const uint8_t *data, uint32_t len)
     if (!range_ok(addr, len)) {
         return W25Q_ERR_RANGE;
     }
+    /* WEL is set as CS# rises after WREN (no delay), so polling it only proves the chip answers:
+     * once per call is enough. Every caller reads the data back. */
+    int first_page = 1;
     while (len > 0u) {
         /* Never cross a page: the device would wrap to the page start (D.4). */
         uint32_t chunk = W25Q_PAGE_SIZE - (addr & (W25Q_PAGE_SIZE - 1u));
         if (chunk > len) {
             chunk = len;
         }
-        int rc = write_enable();
+        int rc = first_page ? write_enable() : simple_cmd(W25Q_OP_WRITE_ENABLE);
+        first_page = 0;
         if (rc != W25Q_OK) {
             return rc;
         }

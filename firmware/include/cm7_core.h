@@ -147,6 +147,23 @@ static inline void cm7_dcache_invalidate_range(uint32_t addr, uint32_t len)
     cm7_isb();
 }
 
+/* Clean (write back) the D-cache lines covering [addr, addr+len) when the D-cache is on: a DMA
+ * master reading that memory must see what the core wrote. */
+static inline void cm7_dcache_clean_range(uint32_t addr, uint32_t len)
+{
+    if ((SCB->CCR & SCB_CCR_DC) == 0u || len == 0u) {
+        return;
+    }
+    SCB->CSSELR = SCB_CSSELR_L1_DATA;
+    cm7_dsb();
+    uint32_t line = 1u << ((SCB->CCSIDR & SCB_CCSIDR_LINESIZE_Msk) + 4u);
+    uint32_t end = addr + len;
+    for (uint32_t a = addr & ~(line - 1u); a < end && a >= (addr & ~(line - 1u)); a += line) {
+        SCB->DCCMVAC = a;
+    }
+    cm7_dsb();
+}
+
 static inline void cm7_dcache_disable(void)
 {
     SCB->CCR &= ~SCB_CCR_DC;

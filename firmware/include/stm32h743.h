@@ -41,6 +41,7 @@
 
 /* Peripheral bases (FACTS A.2) */
 #define USART1_BASE 0x40011000u
+#define MDMA_BASE 0x52000000u
 #define FLASH_R_BASE 0x52002000u
 #define QUADSPI_BASE 0x52005000u
 #define EXTI_BASE 0x58000000u
@@ -232,6 +233,7 @@ _Static_assert(offsetof(rcc_regs_t, APB4ENR) == 0xF4, "RCC APB4ENR offset");
 #define RCC_D2CCIP2R_USBSEL_HSI48 3u
 
 /* Reset and enable bits (FACTS A.3) */
+#define RCC_AHB3ENR_MDMAEN (1u << 0)
 #define RCC_AHB3ENR_QSPIEN (1u << 14)
 #define RCC_AHB3RSTR_QSPIRST (1u << 14)
 #define RCC_AHB1ENR_USB1OTGHSEN (1u << 25)
@@ -491,6 +493,71 @@ typedef struct {
 #define FLASH_CCR_CLR_EOP FLASH_SR_EOP
 #define FLASH_CCR_CLR_PGSERR FLASH_SR_PGSERR
 #define FLASH_CCR_CLR_ALL (FLASH_SR_EOP | FLASH_SR_ALL_ERRORS | FLASH_SR_CRCEND)
+
+/* ------------------------------------------------------------------------------------------
+ * MDMA (base 0x5200_0000): GISR0, then 16 channels of 0x40 bytes from +0x40 (RM0433 MDMA
+ * chapter, as in ST's CMSIS device header)
+ * ---------------------------------------------------------------------------------------- */
+typedef struct {
+    REG32 ISR;   /* +0x00 */
+    REG32 IFCR;  /* +0x04 */
+    REG32 ESR;   /* +0x08 */
+    REG32 CR;    /* +0x0C */
+    REG32 TCR;   /* +0x10 */
+    REG32 BNDTR; /* +0x14 */
+    REG32 SAR;   /* +0x18 */
+    REG32 DAR;   /* +0x1C */
+    REG32 BRUR;  /* +0x20 */
+    REG32 LAR;   /* +0x24 */
+    REG32 TBR;   /* +0x28 */
+    REG32 RESERVED0;
+    REG32 MAR;   /* +0x30 */
+    REG32 MDR;   /* +0x34 */
+    REG32 RESERVED1[2];
+} mdma_channel_regs_t;
+_Static_assert(sizeof(mdma_channel_regs_t) == 0x40, "MDMA channel block size");
+_Static_assert(offsetof(mdma_channel_regs_t, MDR) == 0x34, "MDMA CxMDR offset");
+#define MDMA_GISR0 (*(REG32 *)MDMA_BASE)
+#define MDMA_CHANNELS 16u
+#define MDMA_CHANNEL(x) ((mdma_channel_regs_t *)(MDMA_BASE + 0x40u + 0x40u * (uint32_t)(x)))
+
+#define MDMA_ISR_TEIF (1u << 0)
+#define MDMA_ISR_CTCIF (1u << 1)
+#define MDMA_ISR_BRTIF (1u << 2)
+#define MDMA_ISR_BTIF (1u << 3)
+#define MDMA_ISR_TCIF (1u << 4)
+#define MDMA_ISR_CRQA (1u << 16)
+#define MDMA_IFCR_ALL 0x1Fu /* CTEIF, CCTCIF, CBRTIF, CBTIF, CLTCIF */
+
+#define MDMA_CR_EN (1u << 0)
+#define MDMA_CR_TEIE (1u << 1)
+#define MDMA_CR_CTCIE (1u << 2)
+#define MDMA_CR_PL_Pos 6u
+#define MDMA_CR_SWRQ (1u << 16)
+
+#define MDMA_TCR_SINC_Pos 0u  /* 0 fixed, 2 increment, 3 decrement */
+#define MDMA_TCR_DINC_Pos 2u
+#define MDMA_TCR_SSIZE_Pos 4u /* 0 byte, 1 half-word, 2 word, 3 double word */
+#define MDMA_TCR_DSIZE_Pos 6u
+#define MDMA_TCR_SINCOS_Pos 8u
+#define MDMA_TCR_DINCOS_Pos 10u
+#define MDMA_TCR_TLEN_Pos 18u /* buffer transfer length - 1 (7 bits) */
+#define MDMA_TCR_TRGM_Pos 28u /* 0 buffer, 1 block, 2 repeated block, 3 whole channel per request */
+#define MDMA_TCR_SWRM (1u << 30)
+#define MDMA_INC_FIXED 0u
+#define MDMA_INC_UP 2u
+#define MDMA_SIZE_WORD 2u
+#define MDMA_TRGM_BUFFER 0u
+#define MDMA_TLEN_MAX 128u
+
+#define MDMA_BNDTR_BNDT_Msk 0x1FFFFu
+#define MDMA_TBR_TSEL_Msk 0xFFu
+#define MDMA_TBR_SBUS (1u << 16) /* source on the AHB/TCM bus (ITCM/DTCM) */
+#define MDMA_TBR_DBUS (1u << 17)
+
+/* MDMA hardware requests (TSEL) */
+#define MDMA_REQ_QUADSPI_FIFO 22u /* QUADSPI FIFO threshold (FTF) */
+#define MDMA_REQ_QUADSPI_TC 23u   /* QUADSPI transfer complete */
 
 /* ------------------------------------------------------------------------------------------
  * QUADSPI (base 0x5200_5000), FACTS C.1-C.2
@@ -779,6 +846,7 @@ _Static_assert(offsetof(nvic_regs_t, STIR) == 0xE00, "NVIC STIR offset");
 #define USART1_IRQn 37u
 #define OTG_HS_IRQn 77u
 #define QUADSPI_IRQn 92u
+#define MDMA_IRQn 122u
 #define OTG_FS_EP1_OUT_IRQn 98u
 #define OTG_FS_EP1_IN_IRQn 99u
 #define OTG_FS_WKUP_IRQn 100u
