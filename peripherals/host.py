@@ -144,6 +144,39 @@ class Host(Protocol):
         ...
 
 
+def read_units(
+    read: Callable[[int, int], int], offset: int, length: int, unit: int, errors: list[str]
+) -> bytes:
+    """``length`` bytes from a model in ``unit``-byte reads from ``offset`` on (single bytes for a
+    tail); stops before the first read after which ``errors`` is not empty (a bus error the model
+    signalled while serving it)."""
+    out = bytearray()
+    pos = 0
+    while pos < length:
+        size = unit if length - pos >= unit else 1
+        value = read(offset + pos, size)
+        if errors:
+            break
+        out += (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        pos += size
+    return bytes(out)
+
+
+def write_units(
+    write: Callable[[int, int, int], None], offset: int, data: bytes, unit: int, errors: list[str]
+) -> int:
+    """Write ``data`` to a model in ``unit``-byte accesses from ``offset`` on; returns the bytes
+    accepted (the access after which ``errors`` is not empty did not land)."""
+    pos = 0
+    while pos < len(data):
+        size = unit if len(data) - pos >= unit else 1
+        write(offset + pos, size, int.from_bytes(data[pos : pos + size], "little"))
+        if errors:
+            break
+        pos += size
+    return pos
+
+
 def write_fifo_by_beats(
     bus_write: Callable[[int, int, int], bool], address: int, data: bytes, unit: int
 ) -> int:
@@ -169,3 +202,28 @@ def read_fifo_by_beats(
             break
         out += value.to_bytes(size, "little")
     return bytes(out)
+
+
+class BusAccessFromBlocks:
+    """:meth:`Host.bus_read`/:meth:`Host.bus_write` and the FIFO forms (beat by beat) for a host
+    that implements ``bus_read_block``/``bus_write_block``."""
+
+    def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
+        raise NotImplementedError
+
+    def bus_write_block(self, address: int, data: bytes, unit: int = 4) -> int:
+        raise NotImplementedError
+
+    def bus_read(self, address: int, size: int) -> int | None:
+        data = self.bus_read_block(address, size, min(size, 4))
+        return int.from_bytes(data, "little") if len(data) == size else None
+
+    def bus_write(self, address: int, size: int, value: int) -> bool:
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return self.bus_write_block(address, data, min(size, 4)) == size
+
+    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
+        return write_fifo_by_beats(self.bus_write, address, data, min(unit, 4))
+
+    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
+        return read_fifo_by_beats(self.bus_read, address, length, min(unit, 4))

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from peripherals.host import ReadWatchHandler, WindowWriteHandler, read_fifo_by_beats, write_fifo_by_beats
+from peripherals.host import (
+    BusAccessFromBlocks,
+    ReadWatchHandler,
+    WindowWriteHandler,
+    read_units,
+    write_fifo_by_beats,
+    write_units,
+)
 
 
 class PowerCut(Exception):
@@ -87,7 +94,7 @@ class EventQueue:
         self._heap.clear()
 
 
-class StandaloneHost:
+class StandaloneHost(BusAccessFromBlocks):
     """A complete :class:`peripherals.host.Host` for driving models without a CPU."""
 
     def __init__(self) -> None:
@@ -158,14 +165,6 @@ class StandaloneHost:
         self.logs.append((level, message))
 
     # -- bus master accesses (Host protocol) ----------------------------------------------
-    def bus_read(self, address: int, size: int) -> int | None:
-        data = self.bus_read_block(address, size, min(size, 4))
-        return int.from_bytes(data, "little") if len(data) == size else None
-
-    def bus_write(self, address: int, size: int, value: int) -> bool:
-        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        return self.bus_write_block(address, data, min(size, 4)) == size
-
     def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
         out = bytearray()
         addr = address
@@ -239,9 +238,6 @@ class StandaloneHost:
             return max(0, done - unit)
         return done + write_fifo_by_beats(self.bus_write, address, data[done:], unit)
 
-    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
-        return read_fifo_by_beats(self.bus_read, address, length, unit)
-
     def _bus_target(self, address: int) -> tuple[str, int, int, Any] | None:
         """(kind, base, end, object) of what answers a bus master at ``address``."""
         if address < 0 or address >= 0xE000_0000:  # the PPB is private to the CPU
@@ -265,37 +261,21 @@ class StandaloneHost:
         return False
 
     def _device_read(self, model: Any, base: int, address: int, length: int, unit: int) -> bytes:
-        out = bytearray()
-        pos = 0
         self._master_errors = errors = []
         try:
-            while pos < length:
-                size = unit if length - pos >= unit else 1
-                value = model.read(address + pos - base, size)
-                if errors:
-                    break
-                out += (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-                pos += size
+            return read_units(model.read, address - base, length, unit, errors)
         finally:
             self._master_errors = None
-        return bytes(out)
 
     def _units(
         self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
     ) -> int:
         """Write ``data`` in ``unit``-byte accesses; returns the bytes accepted."""
-        pos = 0
         self._master_errors = errors = []
         try:
-            while pos < len(data):
-                size = unit if len(data) - pos >= unit else 1
-                write(address + pos - base, size, int.from_bytes(data[pos : pos + size], "little"))
-                if errors:
-                    break
-                pos += size
+            return write_units(write, address - base, data, unit, errors)
         finally:
             self._master_errors = None
-        return pos
 
     # -- test helpers ----------------------------------------------------------------------
     def add_ram(self, base: int, size: int | bytearray) -> bytearray:

@@ -128,10 +128,9 @@ static inline void cm7_dcache_clean_invalidate_all(void)
     cm7_isb();
 }
 
-/* Invalidate the D-cache lines covering [addr, addr+len) when the D-cache is on: memory that
- * changed behind the core (e.g. the QSPI window after a program) must be read afresh. Only for
- * read-only memory: dirty lines in the range would be lost. */
-static inline void cm7_dcache_invalidate_range(uint32_t addr, uint32_t len)
+/* Write the address of every D-cache line covering [addr, addr+len) to the by-address
+ * maintenance register `op` (DCIMVAC, DCCMVAC...), when the D-cache is on. */
+static inline void cm7_dcache_range_op(volatile uint32_t *op, uint32_t addr, uint32_t len)
 {
     if ((SCB->CCR & SCB_CCR_DC) == 0u || len == 0u) {
         return;
@@ -141,27 +140,25 @@ static inline void cm7_dcache_invalidate_range(uint32_t addr, uint32_t len)
     uint32_t line = 1u << ((SCB->CCSIDR & SCB_CCSIDR_LINESIZE_Msk) + 4u);
     uint32_t end = addr + len;
     for (uint32_t a = addr & ~(line - 1u); a < end && a >= (addr & ~(line - 1u)); a += line) {
-        SCB->DCIMVAC = a;
+        *op = a;
     }
     cm7_dsb();
     cm7_isb();
 }
 
-/* Clean (write back) the D-cache lines covering [addr, addr+len) when the D-cache is on: a DMA
- * master reading that memory must see what the core wrote. */
+/* Invalidate the D-cache lines covering [addr, addr+len): memory that changed behind the core
+ * (e.g. the QSPI window after a program) must be read afresh. Only for read-only memory: dirty
+ * lines in the range would be lost. */
+static inline void cm7_dcache_invalidate_range(uint32_t addr, uint32_t len)
+{
+    cm7_dcache_range_op(&SCB->DCIMVAC, addr, len);
+}
+
+/* Clean (write back) the D-cache lines covering [addr, addr+len): a DMA master reading that
+ * memory must see what the core wrote. */
 static inline void cm7_dcache_clean_range(uint32_t addr, uint32_t len)
 {
-    if ((SCB->CCR & SCB_CCR_DC) == 0u || len == 0u) {
-        return;
-    }
-    SCB->CSSELR = SCB_CSSELR_L1_DATA;
-    cm7_dsb();
-    uint32_t line = 1u << ((SCB->CCSIDR & SCB_CCSIDR_LINESIZE_Msk) + 4u);
-    uint32_t end = addr + len;
-    for (uint32_t a = addr & ~(line - 1u); a < end && a >= (addr & ~(line - 1u)); a += line) {
-        SCB->DCCMVAC = a;
-    }
-    cm7_dsb();
+    cm7_dcache_range_op(&SCB->DCCMVAC, addr, len);
 }
 
 static inline void cm7_dcache_disable(void)

@@ -38,7 +38,14 @@ from h743sim.engine.native import (
     HOOK_TLB_FILL_CFUNC,
     NativeHooks,
 )
-from peripherals.host import ReadWatchHandler, WindowWriteHandler
+from peripherals.host import (
+    ReadWatchHandler,
+    WindowWriteHandler,
+    read_fifo_by_beats,
+    read_units,
+    write_fifo_by_beats,
+    write_units,
+)
 
 _PAGE_MASK = PAGE_SIZE - 1
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
@@ -548,46 +555,29 @@ class MemoryMap:
         if self._restore:
             self.restore_windows()
         r = self._master_region(address)
-        if r is None:
-            return 0
         done = 0
-        if r.kind == "mmio":
-            assert r.model is not None
-            bulk = getattr(r.model, "write_fifo", None)
-            write = r.model.write
-            offset = address - r.base
+        bulk = getattr(r.model, "write_fifo", None) if r is not None and r.kind == "mmio" else None
+        if bulk is not None:
+            assert r is not None
             self.master_errors = errors = []
             try:
-                if bulk is not None:
-                    done = bulk(offset, unit, bytes(data))
-                    if errors:  # the model must not take a failing beat: count it as failed
-                        return max(0, done - unit)
-                while done < len(data):
-                    size = unit if len(data) - done >= unit else 1
-                    write(offset, size, int.from_bytes(data[done : done + size], "little"))
-                    if errors:
-                        break
-                    done += size
+                done = bulk(address - r.base, unit, bytes(data))
             finally:
                 self.master_errors = None
-            return done
-        while done < len(data):  # memory as the destination: every beat lands on the same bytes
-            size = unit if len(data) - done >= unit else 1
-            if self.master_write(address, data[done : done + size], size) < size:
-                break
-            done += size
-        return done
+            if errors:  # the model must not take a failing beat: count it as failed
+                return max(0, done - unit)
+        return done + write_fifo_by_beats(self._master_write_one, address, data[done:], unit)
 
     def master_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
         """``unit``-byte reads all from ``address`` (a DMA with a fixed source); short: failed."""
-        out = bytearray()
-        while len(out) < length:
-            size = unit if length - len(out) >= unit else 1
-            got = self.master_read(address, size, size)
-            out += got
-            if len(got) < size:
-                break
-        return bytes(out)
+        return read_fifo_by_beats(self._master_read_one, address, length, unit)
+
+    def _master_write_one(self, address: int, size: int, value: int) -> bool:
+        return self.master_write(address, (value & _SIZE_MASK[size]).to_bytes(size, "little"), size) == size
+
+    def _master_read_one(self, address: int, size: int) -> int | None:
+        data = self.master_read(address, size, size)
+        return int.from_bytes(data, "little") if len(data) == size else None
 
     def _master_region(self, address: int) -> Region | None:
         if not 0 <= address < PPB_LIMIT:  # the PPB (SCS, NVIC...) is private to the CPU
@@ -603,37 +593,20 @@ class MemoryMap:
 
     def _master_mmio(self, region: Region, address: int, length: int, unit: int) -> bytes:
         assert region.model is not None
-        read = region.model.read
-        out = bytearray()
-        pos = 0
         self.master_errors = errors = []
         try:
-            while pos < length:
-                size = unit if length - pos >= unit else 1
-                value = read(address + pos - region.base, size)
-                if errors:
-                    break
-                out += (value & _SIZE_MASK[size]).to_bytes(size, "little")
-                pos += size
+            return read_units(region.model.read, address - region.base, length, unit, errors)
         finally:
             self.master_errors = None
-        return bytes(out)
 
     def _master_units(
         self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
     ) -> int:
-        pos = 0
         self.master_errors = errors = []
         try:
-            while pos < len(data):
-                size = unit if len(data) - pos >= unit else 1
-                write(address + pos - base, size, int.from_bytes(data[pos : pos + size], "little"))
-                if errors:
-                    break
-                pos += size
+            return write_units(write, address - base, data, unit, errors)
         finally:
             self.master_errors = None
-        return pos
 
     def reset_models(self) -> None:
         for r in self.regions:

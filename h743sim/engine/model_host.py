@@ -6,13 +6,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from peripherals.host import ReadWatchHandler, Timer, WindowWriteHandler
+from peripherals.host import BusAccessFromBlocks, ReadWatchHandler, Timer, WindowWriteHandler
 
 if TYPE_CHECKING:
     from h743sim.engine.machine import Machine
 
 
-class ModelHost:
+class ModelHost(BusAccessFromBlocks):
     """Host context of one model; IRQ numbers are shifted by ``irq_offset`` before the NVIC."""
 
     def __init__(self, machine: Machine, name: str, irq_offset: int = 0) -> None:
@@ -63,14 +63,6 @@ class ModelHost:
         self.logger.log(level, message)
 
     # -- bus master accesses: MemoryMap.master_read/master_write ----------------------------
-    def bus_read(self, address: int, size: int) -> int | None:
-        data = self._machine.memory.master_read(address, size, min(size, 4))
-        return int.from_bytes(data, "little") if len(data) == size else None
-
-    def bus_write(self, address: int, size: int, value: int) -> bool:
-        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        return self._machine.memory.master_write(address, data, min(size, 4)) == size
-
     def bus_read_block(self, address: int, length: int, unit: int = 4) -> bytes:
         return self._machine.memory.master_read(address, length, min(unit, 4))
 

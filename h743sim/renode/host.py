@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from h743sim.renode.bridge import guarded
-from peripherals.host import read_fifo_by_beats, write_fifo_by_beats
+from peripherals.host import BusAccessFromBlocks
 
 log = logging.getLogger("h743sim.renode")
 
@@ -52,7 +52,7 @@ class _RenodeTimer:
         return not (self.cancelled or self.fired)
 
 
-class RenodeHost:
+class RenodeHost(BusAccessFromBlocks):
     """One per model; shares the machine and the board's power-off flag."""
 
     def __init__(self, board: Any, model_name: str) -> None:
@@ -164,20 +164,6 @@ class RenodeHost:
                 break
             pos += size
         return pos
-
-    def bus_read(self, address: int, size: int) -> int | None:
-        data = self.bus_read_block(address, size, min(size, 4))
-        return int.from_bytes(data, "little") if len(data) == size else None
-
-    def bus_write(self, address: int, size: int, value: int) -> bool:
-        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        return self.bus_write_block(address, data, min(size, 4)) == size
-
-    def bus_write_fifo(self, address: int, data: bytes, unit: int = 4) -> int:
-        return write_fifo_by_beats(self.bus_write, address, data, min(unit, 4))
-
-    def bus_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
-        return read_fifo_by_beats(self.bus_read, address, length, min(unit, 4))
 
 
 def copy_into_memory(memory: Any, offset: int, data: bytearray | memoryview, start: int, length: int) -> None:
