@@ -89,10 +89,10 @@ class Region:
     # instruction bytes from it without a libunicorn call
     data: memoryview | None = field(default=None, compare=False, repr=False)
     pin: Any = field(default=None, compare=False, repr=False)  # pins the buffer while mapped
+    end: int = field(init=False, compare=False, repr=False)  # base + size (a region never moves)
 
-    @property
-    def end(self) -> int:
-        return self.base + self.size
+    def __post_init__(self) -> None:
+        self.end = self.base + self.size
 
     def contains(self, address: int, length: int = 1) -> bool:
         return self.base <= address and address + length <= self.end
@@ -413,7 +413,7 @@ class MemoryMap:
     def cpu_read(self, address: int, length: int) -> bytes | None:
         """Bytes the CPU could read from RAM or an enabled window, else None (bus error)."""
         r = self.region_at(address)
-        if r is None or not r.contains(address, length):
+        if r is None or not (r.base <= address and address + length <= r.end):
             return None
         if r.data is not None:  # RAM
             off = address - r.base
