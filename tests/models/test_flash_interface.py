@@ -73,11 +73,6 @@ def snb(n: int) -> int:
 
 
 @pytest.fixture
-def host() -> StandaloneHost:
-    return StandaloneHost()
-
-
-@pytest.fixture
 def flash(host: StandaloneHost) -> FlashInterface:
     return FlashInterface(host)
 

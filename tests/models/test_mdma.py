@@ -126,11 +126,6 @@ class Dma:
 
 
 @pytest.fixture
-def host() -> StandaloneHost:
-    return StandaloneHost()
-
-
-@pytest.fixture
 def ram(host: StandaloneHost) -> bytearray:
     return host.add_ram(RAM, RAM_SIZE)
 

@@ -180,11 +180,6 @@ XIP_EBH = 0x0F10_EDEB  # FACTS §C.4: EBh 1-4-4, 1 alternate byte on 4 lines, 4 
 
 
 @pytest.fixture
-def host() -> StandaloneHost:
-    return StandaloneHost()
-
-
-@pytest.fixture
 def flash(host: StandaloneHost) -> W25Q64:
     return W25Q64(host)
 

@@ -13,11 +13,6 @@ from peripherals.w25q64 import SFDP_TABLE, SIZE, W25Q64, Transaction
 
 
 @pytest.fixture
-def host() -> StandaloneHost:
-    return StandaloneHost()
-
-
-@pytest.fixture
 def flash(host: StandaloneHost) -> W25Q64:
     return W25Q64(host)
 
