@@ -480,23 +480,23 @@ class QuadSpi(Peripheral):
 
     def _abort(self) -> None:
         """Stop the sequence, flush the FIFO; TCF=1 in every mode; BUSY falls."""
-        self._stop_sequence()
-        self._fifo.clear()
-        self._remaining = 0
-        self._busy = False
-        self._tx_armed = False
+        self._end_transfer()
         self._phase = "mmap" if self._phase == "mmap" else "idle"
         self.regs["SR"]["TCF"] = 1
 
     def _disable(self) -> None:
         """EN=0: any sequence stops (no TCF), the FIFO is flushed and the window faults."""
+        self._end_transfer()
+        self._phase = "idle"
+        self._unpublish()
+
+    def _end_transfer(self) -> None:
+        """What ABORT and EN=0 share: the sequence stops, the FIFO empties, BUSY falls."""
         self._stop_sequence()
         self._fifo.clear()
         self._remaining = 0
         self._busy = False
         self._tx_armed = False
-        self._phase = "idle"
-        self._unpublish()
 
     def _stop_sequence(self) -> None:
         for timer in (self._poll_timer, self._mm_timer):
