@@ -55,14 +55,17 @@ BASIC_FRAME = 0x20
 EXTENDED_FRAME = 0x68
 EXC_RETURN_BASE = 0xFFFFFFE1
 
-# Read in one call at exception entry (APSR_NZCV last: see _CONTEXT_REGS).
-_ENTRY_REGS = (
+# The integer registers of a stack frame, in frame order (xPSR and the return address aside).
+_FRAME_INT_REGS = (
     arm.UC_ARM_REG_R0,
     arm.UC_ARM_REG_R1,
     arm.UC_ARM_REG_R2,
     arm.UC_ARM_REG_R3,
     arm.UC_ARM_REG_R12,
     arm.UC_ARM_REG_LR,
+)
+# Read in one call at exception entry (APSR_NZCV last: see _CONTEXT_REGS).
+_ENTRY_REGS = _FRAME_INT_REGS + (
     arm.UC_ARM_REG_XPSR,
     arm.UC_ARM_REG_CONTROL,
     arm.UC_ARM_REG_IPSR,
@@ -82,14 +85,6 @@ _RETURN_REGS = (
     arm.UC_ARM_REG_APSR_NZCV,
 )
 _FP_REGS = tuple(arm.UC_ARM_REG_S0 + i for i in range(16)) + (arm.UC_ARM_REG_FPSCR,)
-_FRAME_INT_REGS = (
-    arm.UC_ARM_REG_R0,
-    arm.UC_ARM_REG_R1,
-    arm.UC_ARM_REG_R2,
-    arm.UC_ARM_REG_R3,
-    arm.UC_ARM_REG_R12,
-    arm.UC_ARM_REG_LR,
-)
 _MASK_REGS = (arm.UC_ARM_REG_PRIMASK, arm.UC_ARM_REG_BASEPRI, arm.UC_ARM_REG_FAULTMASK)
 # IPSR and CONTROL first: they tell whether the masks just read are real (privileged) or zeros.
 _MODE_AND_MASK_REGS = (arm.UC_ARM_REG_IPSR, arm.UC_ARM_REG_CONTROL) + _MASK_REGS
