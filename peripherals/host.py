@@ -190,6 +190,17 @@ def write_fifo_by_beats(
     return pos
 
 
+def finish_fifo_write(
+    taken: int, failed: bool, bus_write: Callable[[int, int, int], bool], address: int, data: bytes, unit: int
+) -> int:
+    """:meth:`Host.bus_write_fifo` after a model's ``write_fifo`` took ``taken`` leading bytes
+    at once: a bus error it signalled fails its last beat (a model must not take a failing
+    beat); otherwise the rest goes beat by beat. Returns the bytes written."""
+    if failed:
+        return max(0, taken - unit)
+    return taken + write_fifo_by_beats(bus_write, address, data[taken:], unit)
+
+
 def read_fifo_by_beats(
     bus_read: Callable[[int, int], int | None], address: int, length: int, unit: int
 ) -> bytes:

@@ -10,9 +10,10 @@ published windows; anything else is a bus error.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from peripherals.host import (
     BusAccessFromBlocks,
     ReadWatchHandler,
     WindowWriteHandler,
+    finish_fifo_write,
     read_units,
     write_fifo_by_beats,
     write_units,
@@ -229,14 +231,9 @@ class StandaloneHost(BusAccessFromBlocks):
         bulk = getattr(hit[3], "write_fifo", None) if hit is not None and hit[0] == "device" else None
         if bulk is None:
             return write_fifo_by_beats(self.bus_write, address, data, unit)
-        self._master_errors = errors = []
-        try:
+        with self._serving_master() as errors:
             done = bulk(address - hit[1], unit, bytes(data))
-        finally:
-            self._master_errors = None
-        if errors:  # the model must not take a failing beat
-            return max(0, done - unit)
-        return done + write_fifo_by_beats(self.bus_write, address, data[done:], unit)
+        return finish_fifo_write(done, bool(errors), self.bus_write, address, data, unit)
 
     def _bus_target(self, address: int) -> tuple[str, int, int, Any] | None:
         """(kind, base, end, object) of what answers a bus master at ``address``."""
@@ -260,22 +257,25 @@ class StandaloneHost(BusAccessFromBlocks):
                 return True
         return False
 
-    def _device_read(self, model: Any, base: int, address: int, length: int, unit: int) -> bytes:
+    @contextlib.contextmanager
+    def _serving_master(self) -> Iterator[list[str]]:
+        """While a model serves a bus master's access, its bus_error() reports land here."""
         self._master_errors = errors = []
         try:
-            return read_units(model.read, address - base, length, unit, errors)
+            yield errors
         finally:
             self._master_errors = None
+
+    def _device_read(self, model: Any, base: int, address: int, length: int, unit: int) -> bytes:
+        with self._serving_master() as errors:
+            return read_units(model.read, address - base, length, unit, errors)
 
     def _units(
         self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
     ) -> int:
         """Write ``data`` in ``unit``-byte accesses; returns the bytes accepted."""
-        self._master_errors = errors = []
-        try:
+        with self._serving_master() as errors:
             return write_units(write, address - base, data, unit, errors)
-        finally:
-            self._master_errors = None
 
     # -- test helpers ----------------------------------------------------------------------
     def add_ram(self, base: int, size: int | bytearray) -> bytearray:

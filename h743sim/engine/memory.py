@@ -24,8 +24,9 @@ Measured facts this module is built on (unicorn 2.1.4, see also EMULATION.md §2
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,9 +42,9 @@ from h743sim.engine.native import (
 from peripherals.host import (
     ReadWatchHandler,
     WindowWriteHandler,
+    finish_fifo_write,
     read_fifo_by_beats,
     read_units,
-    write_fifo_by_beats,
     write_units,
 )
 
@@ -557,16 +558,12 @@ class MemoryMap:
         r = self._master_region(address)
         done = 0
         bulk = getattr(r.model, "write_fifo", None) if r is not None and r.kind == "mmio" else None
+        errors: list[str] = []
         if bulk is not None:
             assert r is not None
-            self.master_errors = errors = []
-            try:
+            with self._serving_master() as errors:
                 done = bulk(address - r.base, unit, bytes(data))
-            finally:
-                self.master_errors = None
-            if errors:  # the model must not take a failing beat: count it as failed
-                return max(0, done - unit)
-        return done + write_fifo_by_beats(self._master_write_one, address, data[done:], unit)
+        return finish_fifo_write(done, bool(errors), self._master_write_one, address, data, unit)
 
     def master_read_fifo(self, address: int, length: int, unit: int = 4) -> bytes:
         """``unit``-byte reads all from ``address`` (a DMA with a fixed source); short: failed."""
@@ -591,22 +588,25 @@ class MemoryMap:
                 return True
         return False
 
-    def _master_mmio(self, region: Region, address: int, length: int, unit: int) -> bytes:
-        assert region.model is not None
+    @contextlib.contextmanager
+    def _serving_master(self) -> Iterator[list[str]]:
+        """While a model serves a bus master's access, its bus_error() reports land here."""
         self.master_errors = errors = []
         try:
-            return read_units(region.model.read, address - region.base, length, unit, errors)
+            yield errors
         finally:
             self.master_errors = None
+
+    def _master_mmio(self, region: Region, address: int, length: int, unit: int) -> bytes:
+        assert region.model is not None
+        with self._serving_master() as errors:
+            return read_units(region.model.read, address - region.base, length, unit, errors)
 
     def _master_units(
         self, write: Callable[[int, int, int], None], base: int, address: int, data: bytes, unit: int
     ) -> int:
-        self.master_errors = errors = []
-        try:
+        with self._serving_master() as errors:
             return write_units(write, address - base, data, unit, errors)
-        finally:
-            self.master_errors = None
 
     def reset_models(self) -> None:
         for r in self.regions:
